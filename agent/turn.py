@@ -1,0 +1,103 @@
+"""The data a turn carries between stages, and the seams later stages plug into.
+
+A turn runs: normalize -> understand -> route -> recall -> prompt -> generate -> persist.
+The :class:`Reply` is what callers get back (and what ``llmos ask --json`` prints).
+The protocols here are what the dialogue manager needs from the understanding
+classifiers and the memory store; both are passed into the :class:`~agent.Agent`, so a
+test can hand it fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "Label",
+    "MemoryRef",
+    "TokenCounts",
+    "Reply",
+    "Understood",
+    "Understanding",
+    "MemoryBackend",
+]
+
+
+class Label(BaseModel):
+    """A classifier's answer: the label and its score (confidence or signed polarity)."""
+
+    label: str
+    score: float
+
+
+class MemoryRef(BaseModel):
+    """A memory or knowledge-base passage the turn recalled, with provenance."""
+
+    id: int
+    text: str
+    score: float
+    kind: str
+    source: str | None = None
+
+
+class TokenCounts(BaseModel):
+    prompt: int = 0
+    completion: int = 0
+
+
+class Reply(BaseModel):
+    """The result of one turn."""
+
+    text: str
+    session_id: str
+    user_id: str
+    intent: Label | None = None
+    sentiment: Label | None = None
+    frustration: float | None = None
+    skill: str | None = None
+    memories: list[MemoryRef] = Field(default_factory=list)
+    handoff: bool = False
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    finish_reason: str = "stop"
+    """`stop` (the model finished or hit a stop string), `length` (max_new_tokens) or `cancelled`."""
+
+
+@dataclass
+class Understood:
+    """What the understand stage learnt about the user's text."""
+
+    vector: Any = None
+    """The turn's sentence embedding (numpy float32, unit length), or None without an embedder."""
+    intent: Label | None = None
+    sentiment: Label | None = None
+    frustration: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Understanding(Protocol):
+    """Intent and sentiment classification on the turn's embedding."""
+
+    def analyze(self, text: str, vector: Any, prior_sentiments: Sequence[float]) -> Understood:
+        """Classify one turn. ``prior_sentiments`` are the signed sentiment scores of the
+        session's earlier user turns, oldest first (for the frustration signal)."""
+        ...
+
+
+@runtime_checkable
+class MemoryBackend(Protocol):
+    """The part of the memory store the dialogue manager uses."""
+
+    def search(self, query: str, k: int = 5, user_id: str | None = None, kinds: Sequence[str] | None = None,
+               *, vector: Any = None) -> list[Any]:
+        """Return hits with ``id``, ``text``, ``score``, ``kind`` and ``source`` attributes."""
+        ...
+
+    def add(self, text: str, *, user_id: str, session_id: str | None = None, kind: str = "turn",
+            source: str | None = None, vector: Any = None) -> int:
+        """Store one memory; return its row id."""
+        ...
