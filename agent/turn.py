@@ -75,6 +75,8 @@ class Understood:
     intent: Label | None = None
     sentiment: Label | None = None
     frustration: float | None = None
+    handoff: bool = False
+    """True when the user asked for a human or frustration passed the configured threshold."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
