@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
 from agent.options import GenerationOptions
+from agent.understand.config import UnderstandConfig
+from memory.config import MemoryConfig
 
 __all__ = [
     "AgentConfig",
@@ -102,6 +104,8 @@ class AgentConfig(_Frozen):
     model: ModelConfig = ModelConfig()
     generation: GenerationOptions = GenerationOptions()
     history: HistoryConfig = HistoryConfig()
+    memory: MemoryConfig = MemoryConfig()
+    understanding: UnderstandConfig = UnderstandConfig()
     data_dir: Path | None = None
     """Conversations and memories; default: the platform's user data directory."""
     max_input_chars: int = Field(32_000, ge=1)

@@ -1,0 +1,80 @@
+"""Core commands: ``ask``, ``models``, ``chat``, ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from agent.cli.common import add_config_arg, build_agent
+
+__all__ = ["register"]
+
+
+def register(groups: Any) -> None:
+    top = groups.top
+    ask = top.add_parser("ask", help="one turn, non-interactive", description="Send one message and print the reply.")
+    ask.add_argument("text", help="the message")
+    ask.add_argument("--user", default="local", help="user id (memory namespace); default: local")
+    ask.add_argument("--session", help="continue this session (default: a new one)")
+    ask.add_argument("--model", help="model preset, directory, .gguf file or HF id (overrides the config)")
+    ask.add_argument("--json", action="store_true", help="print the whole reply as one JSON object")
+    add_config_arg(ask)
+    ask.set_defaults(func=_ask)
+
+    models = top.add_parser("models", help="list named model presets and local caches")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=_models)
+
+    chat = top.add_parser("chat", help="the terminal chat UI")
+    add_config_arg(chat)
+    chat.set_defaults(func=_chat)
+
+    bench = top.add_parser("bench", help="measure load time, latency, tokens/s and memory")
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.add_argument("--model", default=None, help="model to measure (default: the embedded default)")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats (noisier figures)")
+    bench.set_defaults(func=_bench)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    agent = build_agent(args)
+    try:
+        stream = agent.stream(args.text, user_id=args.user, session_id=args.session)
+        if args.json:
+            reply = stream.result()
+            print(json.dumps(reply.model_dump(mode="json"), ensure_ascii=False))
+        else:
+            for piece in stream:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+    finally:
+        agent.close()
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from agent.models.catalog import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['params']:>5}  {r['status']:<24} {r['source']}")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from tui import run_chat
+
+    return int(run_chat(args.config) or 0)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from agent.bench import run_bench
+
+    return run_bench(model=args.model, as_json=args.json, quick=args.quick)

@@ -1,0 +1,399 @@
+"""The dialogue manager: one turn runs normalize -> understand -> route -> recall ->
+prompt -> generate -> persist, each stage timed.
+
+Dependencies are passed in (backend, conversation store, memory, understanding, skills),
+so tests hand it fakes; :meth:`Agent.from_config` builds the real ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent.backends.base import Backend
+from agent.config import AgentConfig, load_config
+from agent.context import Turn, plan_prompt, transcript
+from agent.errors import LlmosError, MemoryStoreError
+from agent.models.embedded import Progress
+from agent.models.textstream import TextStream
+from agent.normalize import normalize_text
+from agent.options import GenerationOptions
+from agent.prompts import reference_block, render_persona
+from agent.store import ConversationStore, Message, SessionInfo
+from agent.turn import MemoryBackend, MemoryRef, Reply, TokenCounts, Understanding, Understood
+
+__all__ = ["Agent", "TurnStream", "HandoffHook"]
+
+log = logging.getLogger(__name__)
+
+HandoffHook = Callable[[Reply], None]
+"""Called after a turn that set ``Reply.handoff`` (e.g. to page a human)."""
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1000, 2)
+
+    def total(self) -> dict[str, float]:
+        return {**self.ms, "total": round((time.perf_counter() - self.start) * 1000, 2)}
+
+
+class TurnStream:
+    """A turn in progress: iterate for text pieces; then ``reply`` holds the :class:`Reply`.
+
+    ``cancel()`` may be called from any thread; the reply then has
+    ``finish_reason == "cancelled"`` and what was generated so far is kept.
+    """
+
+    def __init__(self, agent: Agent, text: str, user_id: str, session_id: str, timer: _Timer) -> None:
+        self.session_id = session_id
+        self.user_id = user_id
+        self.reply: Reply | None = None
+        self._cancelled = threading.Event()
+        self._generation: TextStream | None = None
+        self._pieces = agent._run(self, text, timer)
+
+    def __iter__(self) -> TurnStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        if self._generation is not None:
+            self._generation.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def close(self) -> None:
+        self._pieces.close()
+
+    def result(self) -> Reply:
+        """Consume the rest and return the reply."""
+        for _ in self:
+            pass
+        assert self.reply is not None
+        return self.reply
+
+
+class Agent:
+    """A conversational agent: ``chat`` or ``stream`` a turn, manage sessions.
+
+    ``Agent()`` builds everything from the default config (the embedded SmolLM2 model,
+    MiniLM embeddings, SQLite store in the user data dir). Pass components to override.
+    """
+
+    def __init__(self, config: AgentConfig | None = None, *, backend: Backend | None = None,
+                 store: ConversationStore | None = None, memory: MemoryBackend | None = None,
+                 understanding: Understanding | None = None, embedder: Any = None,
+                 skills: Mapping[str, Any] | None = None, on_handoff: Sequence[HandoffHook] = (),
+                 progress: Progress | None = None) -> None:
+        self.config = config or load_config()
+        cfg = self.config
+        data_dir = cfg.resolved_data_dir()
+        if backend is None:
+            from agent.backends import build_backend
+
+            backend = build_backend(cfg.model, progress)
+        self.backend = backend
+        self.store = store or ConversationStore(data_dir / "conversations.sqlite3")
+        needs_embedder = (memory is None and cfg.memory.enabled) or (understanding is None and cfg.understanding.enabled)
+        if embedder is None and needs_embedder:
+            from memory.embedder import SentenceEmbedder
+
+            embedder = SentenceEmbedder(cfg.memory.embedder)
+        self.embedder = embedder
+        if memory is None and cfg.memory.enabled:
+            from memory import build_store
+
+            memory = build_store(cfg.memory, data_dir=data_dir / "memory", embedder=embedder)
+        self.memory = memory
+        if understanding is None and cfg.understanding.enabled:
+            from agent.understand import build_understanding
+
+            understanding = build_understanding(cfg.understanding, embedder)
+        self.understanding = understanding
+        self.skills: dict[str, Any] = dict(skills or {})
+        self.on_handoff: list[HandoffHook] = list(on_handoff)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: str | Path | AgentConfig | None = None, **kwargs: Any) -> Agent:
+        """An agent from a YAML file (or a config object); ``None`` reads ``LLMOS_CONFIG``/defaults."""
+        if not isinstance(config, AgentConfig):
+            config = load_config(config)
+        return cls(config, **kwargs)
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.name
+
+    # ---- sessions ----------------------------------------------------------------------
+    def new_session(self, user_id: str = "local", title: str | None = None) -> SessionInfo:
+        return self.store.create_session(user_id, title or "")
+
+    def sessions(self, user_id: str = "local") -> list[SessionInfo]:
+        return self.store.sessions(user_id)
+
+    def rename_session(self, session_id: str, title: str) -> None:
+        self.store.rename_session(session_id, title)
+
+    def delete_session(self, session_id: str) -> None:
+        self.store.delete_session(session_id)
+
+    def history(self, session_id: str) -> list[Message]:
+        return self.store.messages(session_id)
+
+    # ---- memory ------------------------------------------------------------------------
+    def remember(self, user_id: str = "local", limit: int = 50) -> list[MemoryRef]:
+        """What the agent remembers about ``user_id`` (newest first)."""
+        if self.memory is None:
+            return []
+        items = self.memory.list(user_id, limit=limit)  # type: ignore[attr-defined]
+        return [_ref(h) for h in items]
+
+    def forget_memory(self, ids: Sequence[int]) -> None:
+        if self.memory is not None:
+            self.memory.delete(list(ids))  # type: ignore[attr-defined]
+
+    def forget_user(self, user_id: str) -> None:
+        """Remove a user's memories and conversations."""
+        if self.memory is not None:
+            self.memory.forget(user_id)  # type: ignore[attr-defined]
+        self.store.delete_user(user_id)
+
+    def add_document(self, path: str | Path, user_id: str | None = None) -> int:
+        """Add a file or folder to the knowledge base (shared, or ``user_id``'s own)."""
+        if self.memory is None:
+            raise MemoryStoreError("memory is disabled in this agent's config (memory.enabled: false)")
+        from memory import ingest_paths
+
+        return int(ingest_paths(self.memory, [Path(path)], user_id=user_id))
+
+    # ---- turns -------------------------------------------------------------------------
+    def chat(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> Reply:
+        """Run one turn and return the whole reply."""
+        return self.stream(text, user_id=user_id, session_id=session_id).result()
+
+    def stream(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> TurnStream:
+        """Start a turn; iterate the result for text pieces, then read ``.reply``.
+
+        Input is checked here, so a rejected message raises :class:`InputError` at once
+        and nothing is stored. ``session_id=None`` starts a new session.
+        """
+        timer = _Timer()
+        with timer.stage("normalize"):
+            clean = normalize_text(text, self.config.max_input_chars)
+        if session_id is None or not self.store.session_exists(session_id):
+            session_id = self.store.create_session(user_id, session_id=session_id).id
+        else:
+            self.store.create_session(user_id, session_id=session_id)  # checks ownership
+        return TurnStream(self, clean, user_id, session_id, timer)
+
+    def _session_lock(self, session_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(session_id, threading.Lock())
+
+    def _run(self, turn: TurnStream, text: str, timer: _Timer) -> Iterator[str]:
+        """The turn's stages; a generator so the reply streams out of the middle."""
+        with self._session_lock(turn.session_id):
+            with timer.stage("understand"):
+                understood = self._understand(text, turn.session_id)
+            with timer.stage("route"):
+                skill = self._route(text, understood)
+            with timer.stage("recall"):
+                recalled = self._recall(text, turn.user_id, understood)
+            with timer.stage("prompt"):
+                messages, prompt_tokens = self._prompt(text, turn.session_id, turn.user_id, recalled, understood)
+            pieces: list[str] = []
+            finish = "stop"
+            generate_started = time.perf_counter()
+            first_piece_ms: float | None = None
+            try:
+                generation = self.backend.stream(messages, self.config.generation)
+                turn._generation = generation
+                if turn.cancelled:
+                    generation.cancel()
+                for piece in generation:
+                    if first_piece_ms is None:
+                        first_piece_ms = (time.perf_counter() - generate_started) * 1000
+                    pieces.append(piece)
+                    yield piece
+                finish = generation.finish_reason or "stop"
+                completion = generation.completion_tokens
+                prompt_tokens = generation.prompt_tokens or prompt_tokens
+            except GeneratorExit:
+                # The consumer stopped reading: keep what was said, as a cancelled turn.
+                finish, completion = "cancelled", len(pieces)
+                turn._cancelled.set()
+            timer.ms["generate"] = round((time.perf_counter() - generate_started) * 1000, 2)
+            if first_piece_ms is not None:
+                timer.ms["first_token"] = round(first_piece_ms, 2)
+            reply_text = "".join(pieces).strip()
+            with timer.stage("persist"):
+                reply = Reply(
+                    text=reply_text, session_id=turn.session_id, user_id=turn.user_id,
+                    intent=understood.intent, sentiment=understood.sentiment, frustration=understood.frustration,
+                    skill=skill, memories=recalled, handoff=understood.handoff,
+                    tokens=TokenCounts(prompt=prompt_tokens, completion=completion),
+                    finish_reason="cancelled" if turn.cancelled else finish,
+                )
+                self._persist(text, reply, understood)
+            reply.timings_ms = timer.total()
+            turn.reply = reply
+        if reply.handoff:
+            self._call_handoff_hooks(reply)
+
+    # ---- stages ------------------------------------------------------------------------
+    def _understand(self, text: str, session_id: str) -> Understood:
+        vector = self.embedder.encode([text])[0] if self.embedder is not None else None
+        if self.understanding is None:
+            return Understood(vector=vector)
+        prior = self.store.user_sentiments(session_id)
+        understood = self.understanding.analyze(text, vector, prior)
+        understood.vector = vector
+        return understood
+
+    def _route(self, text: str, understood: Understood) -> str | None:
+        """Pick a skill: a slash command first, then the intent map. (Skills plug in here.)"""
+        if text.startswith("/"):
+            name = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
+            return name if name in self.skills else None
+        routes = getattr(self.config.understanding, "routes", {}) or {}
+        if understood.intent is not None:
+            name = routes.get(understood.intent.label)
+            if name in self.skills:
+                return str(name)
+        return None
+
+    def _recall(self, text: str, user_id: str, understood: Understood) -> list[MemoryRef]:
+        if self.memory is None or self.config.memory.k == 0:
+            return []
+        hits = self.memory.search(text, k=self.config.memory.k, user_id=user_id, vector=understood.vector)
+        budget = self.config.memory.token_budget
+        refs: list[MemoryRef] = []
+        for hit in hits:
+            cost = self.backend.count_tokens(hit.text)
+            if cost > budget:
+                continue
+            budget -= cost
+            refs.append(_ref(hit))
+        return refs
+
+    def _system_prompt(self, user_id: str, handoff: bool, summary: str) -> str:
+        cfg = self.config
+        system = render_persona(cfg.persona, {
+            "agent_name": cfg.name, "instructions": cfg.instructions, "handoff": handoff,
+            "user_id": user_id, "today": dt.date.today().isoformat(),
+        })
+        if summary:
+            system += f"\n\nSummary of the earlier conversation:\n{summary}"
+        return system
+
+    def _budget(self) -> int:
+        cfg = self.config
+        window = cfg.model.context_window or self.backend.context_window
+        budget = window - cfg.generation.max_new_tokens - 16
+        if cfg.history.max_prompt_tokens:
+            budget = min(budget, cfg.history.max_prompt_tokens)
+        return max(budget, 64)
+
+    def _prompt(self, text: str, session_id: str, user_id: str, recalled: list[MemoryRef],
+                understood: Understood) -> tuple[list[dict[str, str]], int]:
+        summary, upto = self.store.summary(session_id)
+        history = [Turn(m.role, m.content, m.seq) for m in self.store.messages(session_id, after_seq=upto)]
+        block = reference_block([(_label(r), r.text) for r in recalled])
+        user_content = f"{block}\n\n{text}" if block else text
+        count = self.backend.count_tokens
+        reserve = self.config.history.summary_max_tokens + 16 if self.config.history.summarize_overflow else 0
+        system = self._system_prompt(user_id, understood.handoff, summary)
+        plan = plan_prompt(system, history, user_content, count=count, budget=self._budget(), summary_reserve=reserve)
+        if plan.overflow and self.config.history.summarize_overflow:
+            summary = self._fold_summary(summary, plan.overflow)
+            self.store.set_summary(session_id, summary, plan.overflow[-1].seq)
+            history = history[len(plan.overflow):]
+            system = self._system_prompt(user_id, understood.handoff, summary)
+            plan = plan_prompt(system, history, user_content, count=count, budget=self._budget(),
+                               summary_reserve=0)
+        return plan.messages, plan.prompt_tokens
+
+    def _fold_summary(self, previous: str, turns: Sequence[Turn]) -> str:
+        """Fold turns that no longer fit into the running summary (one model call)."""
+        limit = self.config.history.summary_max_tokens
+        budget = self._budget() - limit - 64
+        body = transcript(turns)
+        if previous:
+            body = f"Earlier summary: {previous}\n{body}"
+        while self.backend.count_tokens(body) > budget and len(body) > 200:
+            body = body[len(body) // 4:]  # keep the most recent part of an oversize transcript
+        messages = [
+            {"role": "system", "content": "You write short, factual summaries of conversations."},
+            {"role": "user", "content": "Summarize this conversation in a few sentences. Keep names, numbers, "
+                                        f"facts and decisions.\n\n{body}"},
+        ]
+        options = GenerationOptions(temperature=0.0, max_new_tokens=limit, repetition_penalty=1.1)
+        try:
+            summary = self.backend.stream(messages, options).text().strip()
+        except LlmosError as exc:
+            log.warning("could not summarise older turns (%s); keeping the previous summary", exc)
+            return previous
+        return summary or previous
+
+    def _persist(self, text: str, reply: Reply, understood: Understood) -> None:
+        user_meta: dict[str, Any] = {}
+        if understood.intent is not None:
+            user_meta["intent"] = understood.intent.model_dump()
+        if understood.sentiment is not None:
+            user_meta["sentiment"] = understood.sentiment.model_dump()
+            user_meta["sentiment_score"] = understood.sentiment.score
+        reply_meta = reply.model_dump(include={"intent", "sentiment", "frustration", "skill", "memories",
+                                               "handoff", "tokens", "finish_reason"})
+        self.store.add_turn(reply.session_id, text, reply.text, user_meta=user_meta, reply_meta=reply_meta)
+        if self.memory is not None:
+            try:
+                self.memory.add(text, user_id=reply.user_id, session_id=reply.session_id, kind="turn",
+                                vector=understood.vector)
+            except LlmosError as exc:
+                log.error("the turn was saved but not added to memory: %s", exc)
+
+    def _call_handoff_hooks(self, reply: Reply) -> None:
+        for hook in self.on_handoff:
+            try:
+                hook(reply)
+            except Exception:  # a broken hook must not break the conversation
+                log.exception("handoff hook %r failed", hook)
+
+    def close(self) -> None:
+        self.store.close()
+        for part in (self.memory, self.backend):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
+
+def _ref(hit: Any) -> MemoryRef:
+    return MemoryRef(id=int(hit.id), text=str(hit.text), score=float(hit.score), kind=str(hit.kind),
+                     source=getattr(hit, "source", None))
+
+
+def _label(ref: MemoryRef) -> str:
+    return f"{ref.kind}: {ref.source}" if ref.source else ref.kind

@@ -1,0 +1,142 @@
+"""``load_model``: a model by preset name, local directory, ``.gguf`` file or Hugging Face id.
+
+Nothing is downloaded: Hugging Face ids resolve only against the local cache
+(``HF_HUB_OFFLINE=1`` is set for the call), and a missing model is an error that says
+how to get the weights onto the machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ModelError
+from agent.models.device import Placement, resolve_placement
+from agent.models.embedded import Progress, ensure_converted
+from agent.models.model import LanguageModel
+from agent.models.presets import DEFAULT_MODEL, find_preset
+
+__all__ = ["load_model", "resolve_source"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress: Progress | None = None) -> str:
+    """Map a preset name, GGUF file, directory or HF id to something ``from_pretrained`` reads."""
+    preset = find_preset(name_or_path)
+    if preset is not None:
+        if preset.source.startswith("embedded:"):
+            return str(ensure_converted(cache_dir=cache_dir, progress=progress))
+        return preset.source
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file {path} does not exist: check the path")
+        return str(ensure_converted(path, cache_dir=cache_dir, progress=progress))
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} is not a model directory (no config.json): point at a saved transformers model")
+        return str(path)
+    if name_or_path.count("/") == 1 and not name_or_path.startswith(("/", ".", "~")):
+        return name_or_path  # a Hugging Face id, looked up in the local cache only
+    raise ModelError(
+        f"unknown model {name_or_path!r}: use a preset from `llmos models`, a local model directory, "
+        "a .gguf file or a Hugging Face id (org/name) whose weights are in the local cache"
+    )
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
+               quantization: str | None = None, fast: bool | str = "auto", cache_dir: Path | None = None,
+               progress: Progress | None = None) -> LanguageModel:
+    """Load a language model ready to generate.
+
+    ``device`` is ``auto``/``cpu``/``cuda[:N]``; ``dtype`` is ``auto``/``float32``/``bfloat16``/
+    ``float16``; ``quantization`` is ``int8`` (CPU, weight-only) or ``8bit``/``4bit``
+    (bitsandbytes, GPU only). ``fast`` picks the lean CPU decoder for Llama-family models
+    (``auto``: when supported). ``progress(fraction, message)`` reports a first-time
+    conversion of a GGUF file.
+    """
+    placement = resolve_placement(device, dtype, quantization)
+    report = progress or (lambda _f, _m: None)
+    source = resolve_source(name_or_path, cache_dir=cache_dir, progress=progress)
+    report(0.95, f"loading {name_or_path}")
+    started = time.perf_counter()
+    model, tokenizer = _from_pretrained(source, placement, name_or_path)
+    decoder = _fast_decoder(model, placement, fast)
+    log.info("loaded %s (%s, %s) in %.2fs", name_or_path, placement.device, placement.dtype, time.perf_counter() - started)
+    report(1.0, "ready")
+    return LanguageModel(model, tokenizer, name=name_or_path, device=placement.device,
+                         quantization=quantization, fast=decoder)
+
+
+def _from_pretrained(source: str, placement: Placement, name: str) -> tuple[Any, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    local_only = {"local_files_only": True}
+    try:
+        config = AutoConfig.from_pretrained(source, **local_only)
+        tokenizer = AutoTokenizer.from_pretrained(source, **local_only)
+    except OSError as exc:
+        raise ModelError(
+            f"model {name!r} ({source}) is not available offline: copy its weights to a local directory "
+            f"and pass the path, or download it where there is network (hf download {source}) "
+            f"and copy the Hugging Face cache here. ({exc.__class__.__name__})"
+        ) from None
+    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    kwargs: dict[str, Any] = {"dtype": placement.dtype, **local_only}
+    if placement.quantization in ("8bit", "4bit"):
+        kwargs["quantization_config"] = _bitsandbytes(placement)
+        kwargs["device_map"] = placement.device
+    try:
+        model = auto.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load {name!r} from {source}: {exc}") from exc
+    if placement.quantization not in ("8bit", "4bit"):
+        model = model.to(placement.device)
+    model.eval()
+    return model, tokenizer
+
+
+def _bitsandbytes(placement: Placement) -> Any:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("8bit/4bit quantization needs bitsandbytes: pip install 'llmos[gpu]'")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if placement.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=placement.dtype if placement.dtype != torch.float32 else torch.bfloat16)
+
+
+def _fast_decoder(model: Any, placement: Placement, fast: bool | str) -> Any:
+    """The lean CPU decoder when it supports this model (else None: transformers generates)."""
+    if fast is False or placement.device != "cpu":
+        if placement.quantization == "int8" and placement.device == "cpu":
+            from agent.models.quantize import quantize_int8
+
+            quantize_int8(model)
+        return None
+    from agent.models.fastpath import FastDecoder
+
+    if FastDecoder.supports(model):
+        weights = "int8" if placement.quantization == "int8" else _default_fast_weights(placement)
+        return FastDecoder(model, weights=weights)
+    if fast is True:
+        raise ModelError(f"the fast CPU decoder does not support {type(model).__name__}: use fast='auto'")
+    if placement.quantization == "int8":
+        from agent.models.quantize import quantize_int8
+
+        quantize_int8(model)
+    return None
+
+
+def _default_fast_weights(placement: Placement) -> str:
+    import torch
+
+    return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(placement.dtype, "fp32")

@@ -1,0 +1,279 @@
+"""A loaded language model: generate, stream, chat and batch over one object.
+
+Streaming is the primitive: :meth:`LanguageModel.stream` yields text pieces and every
+other method joins or batches it. On CPU, Llama-family models decode through the lean
+:class:`~agent.models.fastpath.FastDecoder`; everything else runs transformers'
+``generate`` in a worker thread, handing token ids back through a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from agent.errors import BackendError, InputError
+from agent.models.textstream import TextStream, stream_text
+from agent.options import GenerationOptions
+
+__all__ = ["LanguageModel", "Messages"]
+
+log = logging.getLogger(__name__)
+
+Messages = Sequence[dict[str, str]]
+
+
+def _plain_transcript(messages: Messages) -> str:
+    """A chat format for models without a chat template (GPT-2, T5, base models)."""
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    lines = [f"{names.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+class LanguageModel:
+    """A model plus its tokenizer, ready to generate.
+
+    Build one with :func:`agent.load_model`. Generation is serialised by a lock: one
+    generation at a time per model object.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, device: str, quantization: str | None = None,
+                 fast: Any = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.quantization = quantization
+        self.fast = fast
+        self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        self._lock = threading.Lock()
+        if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.eos_token_ids = self._eos_ids()
+
+    # ---- facts -------------------------------------------------------------------------
+    @property
+    def dtype(self) -> Any:
+        return getattr(self.model, "dtype", None)
+
+    @property
+    def context_window(self) -> int:
+        """Most tokens the model attends to (prompt plus reply)."""
+        cfg = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(cfg, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", 0)
+        return limit if 0 < limit < 1_000_000 else 512
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.model.config, self.tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        return ids
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def format_chat(self, messages: Messages) -> str:
+        """The prompt text for ``messages``, through the model's own chat template."""
+        if self.has_chat_template:
+            return str(self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False))
+        return _plain_transcript(messages)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        # A chat template already carries its special tokens; a plain prompt gets the
+        # tokenizer's usual ones (e.g. BOS).
+        special = not (self.has_chat_template and prompt.startswith(self._template_prefix()))
+        return list(self.tokenizer(prompt, add_special_tokens=special)["input_ids"])
+
+    def _template_prefix(self) -> str:
+        probe = self.tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+        return str(probe)[:8]
+
+    # ---- generation --------------------------------------------------------------------
+    def stream(self, prompt: str | Messages, options: GenerationOptions | None = None, **overrides: Any) -> TextStream:
+        """Generate from a prompt string or a list of chat messages, yielding text pieces."""
+        options = _options(options, overrides)
+        text = prompt if isinstance(prompt, str) else self.format_chat(prompt)
+        ids = self.encode_prompt(text)
+        if not ids:
+            raise InputError("the prompt is empty after tokenization: give the model some text")
+        if not self.is_seq2seq and len(ids) >= self.context_window:
+            raise InputError(
+                f"the prompt is {len(ids)} tokens but {self.name} reads at most {self.context_window}; shorten it"
+            )
+        out = TextStream(prompt_tokens=len(ids))
+        return out.attach(stream_text(self._token_ids(ids, options, out), self.tokenizer, options.stop))
+
+    def _token_ids(self, ids: list[int], options: GenerationOptions, out: TextStream) -> Iterator[int]:
+        budget = options.max_new_tokens
+        if not self.is_seq2seq:
+            budget = min(budget, self.context_window - len(ids))
+            options = options.model_copy(update={"max_new_tokens": max(budget, 1)})
+        with self._lock:
+            source = (self.fast.generate(ids, options, should_stop=lambda: out.cancelled,
+                                         eos_token_ids=self.eos_token_ids)
+                      if self.fast is not None else self._hf_token_ids(ids, options, out))
+            try:
+                for token_id in source:
+                    if int(token_id) in self.eos_token_ids:
+                        break
+                    out.completion_tokens += 1
+                    yield int(token_id)
+                    if out.cancelled:
+                        break
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
+        if out.cancelled:
+            out.finish_reason = "cancelled"
+        elif out.completion_tokens >= options.max_new_tokens:
+            out.finish_reason = "length"
+
+    def _hf_token_ids(self, ids: list[int], options: GenerationOptions, out: TextStream) -> Iterator[int]:
+        """transformers' ``generate`` in a thread; token ids come back through a queue."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        box: queue.Queue[Any] = queue.Queue()
+        done = threading.Event()
+        seq2seq = self.is_seq2seq
+
+        class _Ids(BaseStreamer):
+            first = True
+
+            def put(self, value: Any) -> None:
+                if self.first:  # the prompt (or the decoder start token)
+                    self.first = False
+                    return
+                for token in value.reshape(-1).tolist():
+                    box.put(int(token))
+
+            def end(self) -> None:
+                box.put(None)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                stop = out.cancelled or done.is_set()
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+        kwargs = _hf_kwargs(options, self.tokenizer)
+        tensor = torch.tensor([ids], device=self.model.device)
+
+        def work() -> None:
+            try:
+                if options.seed is not None:
+                    torch.manual_seed(options.seed)
+                with torch.inference_mode():
+                    self.model.generate(input_ids=tensor, attention_mask=torch.ones_like(tensor), streamer=_Ids(),
+                                        stopping_criteria=StoppingCriteriaList([_Stop()]), **kwargs)
+            except Exception as exc:  # surfaced to the consumer below
+                box.put(exc)
+                box.put(None)
+
+        thread = threading.Thread(target=work, name="llmos-generate", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = box.get()
+                if item is None:
+                    break
+                if isinstance(item, Exception):
+                    raise BackendError(f"generation failed in {self.name}: {item}") from item
+                if seq2seq and item == self.model.config.decoder_start_token_id:
+                    continue
+                yield item
+        finally:
+            done.set()
+            thread.join()
+
+    def generate_text(self, prompt: str, max_length: int | None = None, *, max_new_tokens: int | None = None,
+                      options: GenerationOptions | None = None, **overrides: Any) -> str:
+        """Continue ``prompt``. ``max_length`` counts prompt plus reply tokens, as in
+        transformers; ``max_new_tokens`` counts the reply only."""
+        if max_length is not None and max_new_tokens is None:
+            max_new_tokens = max(1, max_length - len(self.encode_prompt(prompt)))
+        if max_new_tokens is not None:
+            overrides["max_new_tokens"] = max_new_tokens
+        return self.stream(prompt, options, **overrides).text()
+
+    def chat(self, messages: Messages, options: GenerationOptions | None = None, **overrides: Any) -> str:
+        """Reply to a conversation given as ``[{"role": ..., "content": ...}, ...]``."""
+        return self.stream(messages, options, **overrides).text()
+
+    def generate_batch(self, prompts: Sequence[str | Messages], options: GenerationOptions | None = None,
+                       **overrides: Any) -> list[str]:
+        """Generate for many prompts in one padded batch (transformers ``generate``)."""
+        import torch
+
+        options = _options(options, overrides)
+        if not prompts:
+            return []
+        texts = [p if isinstance(p, str) else self.format_chat(p) for p in prompts]
+        tok = self.tokenizer
+        side = tok.padding_side
+        tok.padding_side = "left" if not self.is_seq2seq else "right"
+        try:
+            specials = [t for t in texts if not (self.has_chat_template and t.startswith(self._template_prefix()))]
+            batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=bool(specials))
+        finally:
+            tok.padding_side = side
+        batch = {k: v.to(self.model.device) for k, v in batch.items()}
+        with self._lock, torch.inference_mode():
+            if options.seed is not None:
+                torch.manual_seed(options.seed)
+            out = self.model.generate(**batch, **_hf_kwargs(options, tok))
+        start = 0 if self.is_seq2seq else batch["input_ids"].shape[1]
+        results = []
+        for row in out[:, start:]:
+            text = tok.decode(row, skip_special_tokens=True)
+            for stop in options.stop:
+                text = text.split(stop, 1)[0]
+            results.append(text)
+        return results
+
+    def __repr__(self) -> str:
+        return f"LanguageModel({self.name!r}, device={self.device!r}, dtype={self.dtype}, fast={self.fast is not None})"
+
+
+def _options(options: GenerationOptions | None, overrides: dict[str, Any]) -> GenerationOptions:
+    from pydantic import ValidationError
+
+    from agent.errors import ConfigError
+
+    base = options or GenerationOptions()
+    if not overrides:
+        return base
+    try:
+        return GenerationOptions.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid generation options: {problems}") from None
+
+
+def _hf_kwargs(options: GenerationOptions, tokenizer: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": options.max_new_tokens,
+        "repetition_penalty": options.repetition_penalty,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if options.greedy:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(do_sample=True, temperature=options.temperature, top_p=options.top_p,
+                      top_k=options.top_k or None)
+    return kwargs

@@ -1,0 +1,62 @@
+"""Weight-only int8 quantization of linear layers, for CPU inference and any architecture.
+
+Each output channel keeps its own scale (symmetric, per-channel). The product runs
+through ``torch._weight_int8pack_mm`` with bf16 activations: on these CPUs it multiplies a
+one-token batch by int8 weights about 3x faster than fp32 weights, because decode is
+bound by reading the weights from memory and int8 weights are a quarter of the bytes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Int8Linear", "quantize_int8", "int8_weights"]
+
+
+def int8_weights(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel symmetric int8 weights and their bf16 scales."""
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+    q = torch.clamp(torch.round(w / scale[:, None]), -127, 127).to(torch.int8).contiguous()
+    return q, scale.to(torch.bfloat16)
+
+
+class Int8Linear(nn.Module):
+    """A drop-in for ``nn.Linear`` holding int8 weights."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features = linear.in_features
+        self.out_features = linear.out_features
+        q, scale = int8_weights(linear.weight)
+        self.register_buffer("qweight", q)
+        self.register_buffer("scale", scale)
+        bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1]).to(torch.bfloat16)
+        out = torch._weight_int8pack_mm(flat, self.qweight, self.scale)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+def quantize_int8(model: nn.Module, *, skip: tuple[str, ...] = ()) -> nn.Module:
+    """Replace every ``nn.Linear`` in ``model`` (in place) by an :class:`Int8Linear`.
+
+    Layers whose qualified name contains one of ``skip`` stay as they are. Tied weights
+    (an lm_head sharing the embedding) are quantized as a copy; the embedding stays.
+    """
+    targets = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)
+               and not any(s in name for s in skip)]
+    for name, mod in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, Int8Linear(mod))
+    return model
