@@ -34,7 +34,8 @@ def register(groups: Any) -> None:
     bench = top.add_parser("bench", help="measure load time, latency, tokens/s and memory")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.add_argument("--model", default=None, help="model to measure (default: the embedded default)")
-    bench.add_argument("--quick", action="store_true", help="fewer repeats (noisier figures)")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats, no cold conversion (noisier figures)")
+    bench.add_argument("--memory", action="store_true", help="also benchmark the memory store (slower)")
     bench.set_defaults(func=_bench)
 
 
@@ -77,4 +78,4 @@ def _chat(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from agent.bench import run_bench
 
-    return run_bench(model=args.model, as_json=args.json, quick=args.quick)
+    return run_bench(model=args.model, as_json=args.json, quick=args.quick, memory=args.memory)

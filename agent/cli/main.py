@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "agent.cli.cmd_core",
     "agent.cli.cmd_memory",
     "agent.cli.cmd_understand",
+    "agent.cli.cmd_skills",
+    "agent.cli.cmd_serve",
+    "agent.cli.cmd_toolbox",
 )
 
 

@@ -1,0 +1,193 @@
+"""``llmos bench``: load time, time to first token, decode speed against the memory-bandwidth
+bound, per-stage turn latency and peak memory, on this machine with the default model.
+
+Benchmarks, not tests: the figures are medians over repeats, and the targets are
+reported next to them (`ok` true/false) rather than asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_bench", "measure_bandwidth_gbs", "measure_generation"]
+
+PROMPT_50 = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
+_FILLER = ("The history of the printing press shows how a single invention can change the way people share ideas. "
+           "Before movable type, books were copied by hand, which made them rare and expensive. ")
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 2) if values else float("nan")
+
+
+def measure_bandwidth_gbs(size_mb: int = 512, repeats: int = 5) -> float:
+    """Memory read bandwidth as torch sees it (a sum over a buffer larger than the caches)."""
+    import torch
+
+    buf = torch.ones(size_mb * 1024 * 1024 // 4, dtype=torch.float32)
+    buf.sum()  # touch the pages
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        buf.sum()
+        times.append(time.perf_counter() - t)
+    return round(buf.numel() * 4 / statistics.median(times) / 1e9, 2)
+
+
+def _prompt_of(model: Any, tokens: int) -> list[dict[str, str]]:
+    text = PROMPT_50
+    if tokens > 80:
+        body = _FILLER * (tokens // max(model.count_tokens(_FILLER), 1) + 1)
+        ids = model.tokenizer(body, add_special_tokens=False)["input_ids"][: tokens - 40]
+        text = model.tokenizer.decode(ids) + "\n\nSummarize the text above in a long paragraph."
+    return [{"role": "user", "content": text}]
+
+
+def measure_generation(model: Any, prompt_tokens: int, new_tokens: int = 96, repeats: int = 3) -> dict[str, float]:
+    """Median time to first token and decode tokens/s through ``LanguageModel.stream``."""
+    messages = _prompt_of(model, prompt_tokens)
+    ttft, decode, real_prompt = [], [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        stream = model.stream(messages, temperature=0.0, max_new_tokens=new_tokens, repetition_penalty=1.1)
+        first = None
+        for _piece in stream:
+            if first is None:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        real_prompt = stream.prompt_tokens
+        if first is None:
+            continue
+        ttft.append((first - start) * 1000)
+        if stream.completion_tokens > 1 and end > first:
+            decode.append((stream.completion_tokens - 1) / (end - first))
+    return {"prompt_tokens": real_prompt, "ttft_ms": _median(ttft), "decode_tokens_per_s": _median(decode)}
+
+
+def _weight_bytes(model: Any) -> int:
+    """Bytes of weights read per decoded token (every matrix once; the embedding table is
+    read as the tied lm_head)."""
+    fast = getattr(model, "fast", None)
+    if fast is not None and hasattr(fast, "weight_bytes"):
+        return int(fast.weight_bytes)
+    seen: set[int] = set()
+    total = 0
+    for tensor in list(model.model.parameters()) + list(model.model.buffers()):
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def _load_times(name: str, quick: bool) -> dict[str, float]:
+    from agent.models.embedded import convert_gguf, embedded_gguf_path
+    from agent.models.loader import load_model
+
+    out: dict[str, float] = {}
+    if not quick and name == "smollm2-135m":
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            convert_gguf(embedded_gguf_path(), Path(tmp) / "cold")
+            out["load_s_cold"] = round(time.perf_counter() - t, 2)
+    times = []
+    for _ in range(1 if quick else 3):
+        t = time.perf_counter()
+        load_model(name)
+        times.append(time.perf_counter() - t)
+    out["load_s_cached"] = _median(times)
+    return out
+
+
+def _turn_stages(name: str, turns: int) -> dict[str, Any]:
+    """Median per-stage latency of real turns (memory and understanding on)."""
+    from agent.config import load_config
+    from agent.dialogue import Agent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        agent = Agent(load_config(environ={}, overrides={"model": {"name": name}, "data_dir": tmp,
+                                                         "generation": {"max_new_tokens": 48, "temperature": 0}}))
+        startup = time.perf_counter() - t
+        questions = ["Hi there, my name is Sam and I live in Lyon.", "What is the capital of France?",
+                     "Can you explain what photosynthesis is?", "Where do I live?", "Thanks, goodbye!"]
+        stages: dict[str, list[float]] = {}
+        session = None
+        for i in range(turns):
+            reply = agent.chat(questions[i % len(questions)], user_id="bench", session_id=session)
+            session = reply.session_id
+            for stage, ms in reply.timings_ms.items():
+                stages.setdefault(stage, []).append(ms)
+        agent.close()
+    return {"agent_start_s": round(startup, 2), "turn_stage_ms": {k: _median(v) for k, v in stages.items()}}
+
+
+def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = False,
+              memory: bool = False) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from agent.models.loader import load_model
+
+    name = model or "smollm2-135m"
+    repeats = 1 if quick else 3
+    results: dict[str, Any] = {"model": name, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    results.update(_load_times(name, quick))
+    lm = load_model(name)
+    results["device"], results["dtype"] = lm.device, str(lm.dtype)
+    results["decoder"] = f"fast:{lm.fast.weights}" if lm.fast is not None else "transformers.generate"
+    lm.generate_text("warm up", max_new_tokens=4, temperature=0)
+    short = measure_generation(lm, 50, repeats=repeats)
+    long = measure_generation(lm, 500, repeats=repeats)
+    results.update({
+        "prompt_tokens_50": short["prompt_tokens"], "ttft_ms_50": short["ttft_ms"],
+        "decode_tokens_per_s_50": short["decode_tokens_per_s"],
+        "prompt_tokens_500": long["prompt_tokens"], "ttft_ms_500": long["ttft_ms"],
+        "decode_tokens_per_s_500": long["decode_tokens_per_s"],
+        "decode_tokens_per_s": short["decode_tokens_per_s"],
+    })
+    bandwidth = measure_bandwidth_gbs()
+    weights = _weight_bytes(lm)
+    bound = bandwidth * 1e9 / weights
+    results.update({"bandwidth_gbs": bandwidth, "weight_mb_per_token": round(weights / 1e6, 1),
+                    "bound_tokens_per_s": round(bound, 1),
+                    "decode_vs_bound": round(short["decode_tokens_per_s"] / bound, 3)})
+    results.update(_turn_stages(name, 3 if quick else 5))
+    results.update(_understanding_bench(quick))
+    if memory:
+        from memory.bench import bench_memory
+
+        results["memory"] = bench_memory()
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["targets"] = {
+        "decode_tokens_per_s>=30": results["decode_tokens_per_s"] >= 30,
+        "ttft_ms_500<1000": results["ttft_ms_500"] < 1000,
+        "agent_start_s<5": results["agent_start_s"] < 5,
+    }
+    print(json.dumps(results, indent=2) if as_json else _table(results))
+    return 0
+
+
+def _understanding_bench(quick: bool) -> dict[str, Any]:
+    from agent.understand.bench import bench_classify
+
+    figures = bench_classify(n=20 if quick else 50)
+    return {"classify_ms_p50": figures.get("p50_ms"), "classify": figures}
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = []
+    for key, value in results.items():
+        if isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k:<28} {v}" for k, v in value.items()]
+        else:
+            lines.append(f"{key:<30} {value}")
+    return "\n".join(lines)
