@@ -18,6 +18,7 @@ from agent.errors import ConfigError
 from agent.options import GenerationOptions
 from agent.understand.config import UnderstandConfig
 from memory.config import MemoryConfig
+from skills.config import SkillsConfig
 
 __all__ = [
     "AgentConfig",
@@ -106,6 +107,7 @@ class AgentConfig(_Frozen):
     history: HistoryConfig = HistoryConfig()
     memory: MemoryConfig = MemoryConfig()
     understanding: UnderstandConfig = UnderstandConfig()
+    skills: SkillsConfig = SkillsConfig()
     data_dir: Path | None = None
     """Conversations and memories; default: the platform's user data directory."""
     max_input_chars: int = Field(32_000, ge=1)

@@ -219,49 +219,86 @@ class Agent:
             with timer.stage("understand"):
                 understood = self._understand(text, turn.session_id)
             with timer.stage("route"):
-                skill = self._route(text, understood)
+                skill_name, skill_text = self._route(text, understood)
             with timer.stage("recall"):
-                recalled = self._recall(text, turn.user_id, understood)
+                recalled = self._recall(skill_text, turn.user_id, understood)
             with timer.stage("prompt"):
-                messages, prompt_tokens = self._prompt(text, turn.session_id, turn.user_id, recalled, understood)
-            pieces: list[str] = []
-            finish = "stop"
+                messages, prompt_tokens = self._prompt(skill_text, turn.session_id, turn.user_id, recalled,
+                                                       understood)
+            out = _Generated(prompt_tokens)
             generate_started = time.perf_counter()
-            first_piece_ms: float | None = None
             try:
-                generation = self.backend.stream(messages, self.config.generation)
-                turn._generation = generation
-                if turn.cancelled:
-                    generation.cancel()
-                for piece in generation:
-                    if first_piece_ms is None:
-                        first_piece_ms = (time.perf_counter() - generate_started) * 1000
-                    pieces.append(piece)
+                source = (self._skill_pieces(turn, skill_name, text, skill_text, messages, recalled, understood, out)
+                          if skill_name else self._chat_pieces(turn, messages, out))
+                for piece in source:
+                    if out.first_ms is None:
+                        out.first_ms = (time.perf_counter() - generate_started) * 1000
+                    out.pieces.append(piece)
                     yield piece
-                finish = generation.finish_reason or "stop"
-                completion = generation.completion_tokens
-                prompt_tokens = generation.prompt_tokens or prompt_tokens
             except GeneratorExit:
                 # The consumer stopped reading: keep what was said, as a cancelled turn.
-                finish, completion = "cancelled", len(pieces)
+                out.finish = "cancelled"
                 turn._cancelled.set()
             timer.ms["generate"] = round((time.perf_counter() - generate_started) * 1000, 2)
-            if first_piece_ms is not None:
-                timer.ms["first_token"] = round(first_piece_ms, 2)
-            reply_text = "".join(pieces).strip()
+            if out.first_ms is not None:
+                timer.ms["first_token"] = round(out.first_ms, 2)
             with timer.stage("persist"):
                 reply = Reply(
-                    text=reply_text, session_id=turn.session_id, user_id=turn.user_id,
+                    text="".join(out.pieces).strip(), session_id=turn.session_id, user_id=turn.user_id,
                     intent=understood.intent, sentiment=understood.sentiment, frustration=understood.frustration,
-                    skill=skill, memories=recalled, handoff=understood.handoff,
-                    tokens=TokenCounts(prompt=prompt_tokens, completion=completion),
-                    finish_reason="cancelled" if turn.cancelled else finish,
+                    skill=skill_name, memories=_merge_refs(recalled, out.sources), handoff=understood.handoff,
+                    tokens=TokenCounts(prompt=out.prompt_tokens,
+                                       completion=out.completion_tokens or len(out.pieces)),
+                    finish_reason="cancelled" if turn.cancelled else out.finish,
                 )
-                self._persist(text, reply, understood)
+                self._persist(text, reply, understood, out.extra)
             reply.timings_ms = timer.total()
             turn.reply = reply
         if reply.handoff:
             self._call_handoff_hooks(reply)
+
+    def _chat_pieces(self, turn: TurnStream, messages: list[dict[str, str]], out: _Generated) -> Iterator[str]:
+        generation = self.backend.stream(messages, self.config.generation)
+        turn._generation = generation
+        if turn.cancelled:
+            generation.cancel()
+        yield from generation
+        out.finish = generation.finish_reason or "stop"
+        out.completion_tokens += generation.completion_tokens
+        out.prompt_tokens = generation.prompt_tokens or out.prompt_tokens
+
+    def _skill_pieces(self, turn: TurnStream, name: str, text: str, skill_text: str,
+                      messages: list[dict[str, str]], recalled: list[MemoryRef], understood: Understood,
+                      out: _Generated) -> Iterator[str]:
+        """Run a skill; if it fails, say so and fall back to plain chat (the turn survives)."""
+        from skills.base import SkillRequest
+
+        skill = self.skills[name]
+        history = [{"role": m["role"], "content": m["content"]} for m in messages[1:-1]]
+        request = SkillRequest(
+            text=skill_text, command=name if text.startswith("/") else None, user_id=turn.user_id,
+            session_id=turn.session_id, backend=self.backend, memory=self.memory, config=self.config,
+            options=self.config.generation, history=history, messages=messages, recalled=recalled,
+            intent=understood.intent, vector=understood.vector, should_stop=lambda: turn.cancelled,
+        )
+        produced: list[str] = []
+        try:
+            for piece in skill.run(request):
+                produced.append(piece)
+                yield piece
+                if turn.cancelled:
+                    out.finish = "cancelled"
+                    break
+        except Exception as exc:  # a broken skill must never end the session
+            log.exception("skill %s failed", name)
+            out.extra["skill_error"] = str(exc)
+            yield f"\n\n(The {name} skill failed: {exc}. Answering without it.)\n\n"
+            yield from self._chat_pieces(turn, messages, out)
+            return
+        finally:
+            out.sources.extend(request.sources)
+            out.extra.update(request.extra)
+        out.completion_tokens += self.backend.count_tokens("".join(produced))
 
     # ---- stages ------------------------------------------------------------------------
     def _understand(self, text: str, session_id: str) -> Understood:
@@ -273,17 +310,25 @@ class Agent:
         understood.vector = vector
         return understood
 
-    def _route(self, text: str, understood: Understood) -> str | None:
-        """Pick a skill: a slash command first, then the intent map. (Skills plug in here.)"""
+    def _route(self, text: str, understood: Understood) -> tuple[str | None, str]:
+        """Pick a skill: a slash command first, then the intent -> skill map, else chat.
+
+        Returns the skill name (or None) and the text the skill or the chat should see: a
+        slash command is removed from it.
+        """
         if text.startswith("/"):
-            name = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
-            return name if name in self.skills else None
+            command, _, rest = text[1:].partition(" ")
+            command = command.strip().lower()
+            for name, skill in self.skills.items():
+                if command and command in (name, getattr(skill, "command", None)):
+                    return name, rest.strip() or text
+            return None, text
         routes = getattr(self.config.understanding, "routes", {}) or {}
         if understood.intent is not None:
             name = routes.get(understood.intent.label)
             if name in self.skills:
-                return str(name)
-        return None
+                return str(name), text
+        return None, text
 
     def _recall(self, text: str, user_id: str, understood: Understood) -> list[MemoryRef]:
         if self.memory is None or self.config.memory.k == 0:
@@ -358,7 +403,7 @@ class Agent:
             return previous
         return summary or previous
 
-    def _persist(self, text: str, reply: Reply, understood: Understood) -> None:
+    def _persist(self, text: str, reply: Reply, understood: Understood, extra: dict[str, Any]) -> None:
         user_meta: dict[str, Any] = {}
         if understood.intent is not None:
             user_meta["intent"] = understood.intent.model_dump()
@@ -367,6 +412,8 @@ class Agent:
             user_meta["sentiment_score"] = understood.sentiment.score
         reply_meta = reply.model_dump(include={"intent", "sentiment", "frustration", "skill", "memories",
                                                "handoff", "tokens", "finish_reason"})
+        if extra:
+            reply_meta["extra"] = extra
         self.store.add_turn(reply.session_id, text, reply.text, user_meta=user_meta, reply_meta=reply_meta)
         if self.memory is not None:
             try:
@@ -388,6 +435,24 @@ class Agent:
             close = getattr(part, "close", None)
             if callable(close):
                 close()
+
+
+class _Generated:
+    """What the generate stage produced, filled in as it streams."""
+
+    def __init__(self, prompt_tokens: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = 0
+        self.pieces: list[str] = []
+        self.first_ms: float | None = None
+        self.finish = "stop"
+        self.sources: list[MemoryRef] = []
+        self.extra: dict[str, Any] = {}
+
+
+def _merge_refs(first: list[MemoryRef], second: list[MemoryRef]) -> list[MemoryRef]:
+    seen = {(r.kind, r.id) for r in first}
+    return first + [r for r in second if (r.kind, r.id) not in seen]
 
 
 def _ref(hit: Any) -> MemoryRef:

@@ -204,3 +204,57 @@ def test_each_packaged_persona_renders(fake_agent):
         agent, backend = fake_agent(["ok"], persona=persona)
         agent.chat("hi")
         assert backend.history[-1].messages[0]["content"]
+
+
+class _EchoSkill:
+    name, description, intents, command = "shout", "shouts the text back", ("question",), "shout"
+
+    def __init__(self, fail=False):
+        self.fail = fail
+        self.requests = []
+
+    def run(self, request):
+        from types import SimpleNamespace
+
+        self.requests.append(request)
+        yield request.text.upper()
+        if self.fail:
+            raise RuntimeError("broken on purpose")
+        request.sources.append(SimpleNamespace(id=3, text="src", score=1.0, kind="document", source="a.md"))
+        request.sources[:] = [_as_ref(s) for s in request.sources]
+
+
+def _as_ref(s):
+    from agent.turn import MemoryRef
+
+    return MemoryRef(id=s.id, text=s.text, score=s.score, kind=s.kind, source=s.source)
+
+
+def test_slash_command_runs_its_skill_without_the_command(fake_config):
+    from agent import Agent
+
+    skill = _EchoSkill()
+    backend = FakeBackend()
+    agent = Agent(fake_config(), backend=backend, skills={"shout": skill})
+    reply = agent.chat("/shout hello there")
+    assert reply.text == "HELLO THERE" and reply.skill == "shout"
+    assert skill.requests[0].command == "shout" and skill.requests[0].text == "hello there"
+    assert [m.source for m in reply.memories] == ["a.md"]
+    assert backend.history == [], "the skill answered; the chat model was not called"
+
+
+def test_unknown_slash_command_is_plain_chat(fake_agent):
+    agent, backend = fake_agent(["sure"])
+    reply = agent.chat("/nosuchskill do it")
+    assert reply.skill is None and reply.text == "sure"
+
+
+def test_a_failing_skill_falls_back_to_chat_and_the_session_survives(fake_config):
+    from agent import Agent
+
+    backend = FakeBackend(["plain answer"])
+    agent = Agent(fake_config(), backend=backend, skills={"shout": _EchoSkill(fail=True)})
+    reply = agent.chat("/shout hi")
+    assert "HI" in reply.text and "shout skill failed" in reply.text and reply.text.endswith("plain answer")
+    assert agent.history(reply.session_id)[1].meta["extra"]["skill_error"] == "broken on purpose"
+    assert agent.chat("still alive?", session_id=reply.session_id).text == "You said: still alive?"
