@@ -1,0 +1,219 @@
+"""Pilot tests of a turn: send, stream, stop, errors (with the draft restored), loading."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import SIZE, chat, messages, notes, prompt, send, settle, type_text, wait_for
+from textual.widgets import Markdown, ProgressBar
+
+from agent.errors import BackendError, InputError, ModelError
+from tests.tui.fakes import FakeAgent
+from tui.app import ChatApp
+from tui.screens import ChatScreen, LoadingScreen
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_send_shows_the_message_and_the_streamed_reply(agent: FakeAgent) -> None:
+    agent.enqueue(["Hello", " there", ", human", "."], skill="chat")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hi bot")
+        views = messages(app)
+        assert [v.role for v in views] == ["user", "assistant"]
+        assert views[0].text == "hi bot"
+        assert views[1].text == "Hello there, human."
+        assert views[1].body.source == "Hello there, human."
+        assert views[1].meta["finish_reason"] == "stop"
+        assert prompt(app).text == ""
+        assert agent.calls == [("hi bot", None)]
+        screen = chat(app)
+        assert screen.session_id == agent.sessions()[0].id
+        assert not screen.generating
+        assert "tok/s" in screen.status.state
+        # the next turn goes to the same session
+        await send(pilot, "again")
+        assert agent.calls[-1] == ("again", screen.session_id)
+        assert len(messages(app)) == 4
+
+
+async def test_reply_streams_piece_by_piece(agent: FakeAgent) -> None:
+    agent.hold()
+    agent.enqueue([f"word{i} " for i in range(30)])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "stream please")
+        await pilot.press("enter")
+        reply = messages(app)[-1]
+        assert chat(app).generating and reply.text == ""
+        agent.allow(3)
+        await wait_for(pilot, lambda: reply.text == "word0 word1 word2 ")
+        await wait_for(pilot, lambda: reply.body.source == "word0 word1 word2 ")
+        assert chat(app).generating, "the reply is shown while it is being generated"
+        partial = reply.text
+        agent.release()
+        await settle(pilot)
+        assert reply.text == "".join(f"word{i} " for i in range(30))
+        assert reply.body.source.startswith(partial)
+
+
+async def test_escape_stops_generation_and_keeps_the_partial_reply(agent: FakeAgent) -> None:
+    agent.hold()
+    agent.enqueue([f"piece{i} " for i in range(200)])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "talk a lot")
+        await pilot.press("enter")
+        reply = messages(app)[-1]
+        agent.allow(5)
+        await wait_for(pilot, lambda: reply.text.count("piece") == 5)
+        await pilot.press("escape")
+        await settle(pilot)
+        agent.release()
+        screen = chat(app)
+        assert not screen.generating
+        assert reply.meta["finish_reason"] == "cancelled"
+        assert reply.text == "".join(f"piece{i} " for i in range(5))
+        assert "stopped" in str(reply.query_one(".role").render())
+        assert screen.status.state.startswith("stopped")
+        # the app is usable again afterwards
+        await send(pilot, "next")
+        assert messages(app)[-1].text == "You said: next"
+
+
+async def test_stop_before_the_first_piece(agent: FakeAgent) -> None:
+    agent.hold()
+    agent.enqueue(["never", " shown"])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "hello")
+        await pilot.press("enter")
+        await pilot.press("escape")
+        await settle(pilot)
+        reply = messages(app)[-1]
+        assert reply.text == "" and reply.meta["finish_reason"] == "cancelled"
+        assert "stopped before any text" in reply.body.source
+
+
+async def test_rejected_input_restores_the_draft_and_notifies(agent: FakeAgent) -> None:
+    agent.reject["too long"] = InputError("the message is too long (9 > 5 characters): shorten it")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "too long")
+        assert prompt(app).text == "too long"
+        assert messages(app) == []
+        assert any("too long (9 > 5" in note for note in notes(app))
+        assert not chat(app).generating
+        assert chat(app).status.state == "error"
+
+
+async def test_error_mid_stream_restores_the_draft(agent: FakeAgent) -> None:
+    agent.enqueue(["partial", " answer", " never", " finished"], fail_after=2,
+                  error=BackendError("the model server went away: start it again"))
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "my precious\ndraft")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert prompt(app).text == "my precious\ndraft"
+        assert messages(app) == []
+        assert any("server went away" in note for note in notes(app))
+        # the draft can be sent again as it is
+        await pilot.press("enter")
+        await settle(pilot)
+        assert messages(app)[-1].text == "You said: my precious\ndraft"
+
+
+async def test_a_second_message_while_generating_is_kept_as_draft(agent: FakeAgent) -> None:
+    agent.hold()
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "first")
+        await pilot.press("enter")
+        await type_text(pilot, "second")
+        await pilot.press("enter")
+        assert prompt(app).text == "second"
+        assert any("still coming" in note for note in notes(app))
+        agent.release()
+        await settle(pilot)
+        assert len(messages(app)) == 2
+
+
+async def test_auto_scroll_follows_the_reply_until_the_user_scrolls_up(agent: FakeAgent) -> None:
+    agent.hold()
+    agent.enqueue([f"line {i}\n\n" for i in range(60)])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "long please")
+        await pilot.press("enter")
+        conversation = chat(app).conversation
+        reply = messages(app)[-1]
+        agent.allow(30)
+        await wait_for(pilot, lambda: reply.text.count("line") == 30)
+        await pilot.pause(0.2)
+        assert conversation.scroll_y > 0 and conversation.scroll_y >= conversation.max_scroll_y - 2
+        conversation.scroll_home(animate=False, immediate=True)  # the user scrolls up
+        await pilot.pause()
+        agent.release()
+        await settle(pilot)
+        assert conversation.scroll_y < 5, "new text must not drag the user back down"
+        assert reply.text.count("line") == 60
+
+
+async def test_loading_screen_shows_progress_then_the_chat() -> None:
+    release = threading.Event()
+    seen = threading.Event()
+
+    def factory(progress):  # type: ignore[no-untyped-def]
+        progress(0.0, "Converting the embedded model (first start only)…")
+        progress(0.5, "Converting the embedded model (first start only)…")
+        seen.set()
+        release.wait(5)
+        progress(1.0, "ready")
+        return FakeAgent()
+
+    app = ChatApp(agent_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, seen.is_set)
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, LoadingScreen)
+        assert app.screen.query_one(ProgressBar).progress == 0.5
+        release.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await send(pilot, "ping")
+        assert messages(app)[-1].text == "You said: ping"
+
+
+async def test_loading_failure_is_shown_and_quits_with_an_error_code() -> None:
+    def factory(progress):  # type: ignore[no-untyped-def]
+        raise ModelError("model 'nope' not found: run `llmos models` to list them")
+
+    app = ChatApp(agent_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("not found" in n for n in notes(app)))
+        assert isinstance(app.screen, LoadingScreen)
+        assert "llmos models" in str(app.screen.query_one("#loading-message").render())
+        await pilot.press("q")
+    assert app.return_code == 1
+
+
+async def test_quit_stops_generation_and_closes_the_agent(agent: FakeAgent) -> None:
+    agent.hold()
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "never answered")
+        await pilot.press("enter")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert agent.closed
+    assert app.return_code == 0
+
+
+def test_markdown_widget_is_used_for_replies() -> None:
+    # The body of a message is Textual's Markdown (highlighted code fences, streamed appends).
+    from tui.widgets import MessageView
+
+    assert MessageView("assistant", "x").compose is not None
+    assert issubclass(Markdown, object)

@@ -1,0 +1,144 @@
+"""Pilot tests of the input: keys, history, completion, pastes and attachments."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SIZE, chat, messages, notes, prompt, send, settle, type_text
+from textual import events
+
+from tests.tui.fakes import FakeAgent
+from tui.app import ChatApp
+from tui.screens import AttachFile
+from tui.widgets import CommandHints
+from tui.widgets.prompt import FOLD_CHARS
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_enter_sends_and_ctrl_j_or_shift_enter_add_lines(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o", "n", "e", "ctrl+j", "t", "w", "o", "shift+enter", "x")
+        assert prompt(app).text == "one\ntwo\nx"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert agent.calls == [("one\ntwo\nx", None)]
+        assert messages(app)[0].text == "one\ntwo\nx"
+        assert prompt(app).text == ""
+        await pilot.press("enter")  # an empty input sends nothing
+        await settle(pilot)
+        assert len(agent.calls) == 1
+
+
+async def test_up_and_down_walk_the_history(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first")
+        await send(pilot, "second\nline")
+        await type_text(pilot, "draft")
+        box = prompt(app)
+        box.move_cursor((0, 0))
+        await pilot.press("up")
+        assert box.text == "second\nline"
+        await pilot.press("up")  # the cursor is on the first line: older entry
+        assert box.text == "first"
+        await pilot.press("up")
+        assert box.text == "first"
+        await pilot.press("down")
+        assert box.text == "second\nline"
+        await pilot.press("down")  # on "second": the cursor moves to "line" first
+        await pilot.press("down")
+        assert box.text == "draft"
+
+
+async def test_slash_completion_with_tab_and_hints(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("/", "m")
+        hints = chat(app).query_one(CommandHints)
+        assert hints.display
+        shown = str(hints.render())
+        assert "/memory" in shown and "/model" in shown and "/export" not in shown
+        assert prompt(app).suggestion == "emory"
+        await pilot.press("o", "tab")
+        assert prompt(app).text == "/model "
+        assert not hints.display
+        await pilot.press("enter")
+        await settle(pilot)
+        assert any("fake-model" in n for n in notes(app)) and agent.calls == []
+
+
+async def test_paste_is_neutralized_and_a_huge_paste_is_folded(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        box = prompt(app)
+        box.focus()
+        box.post_message(events.Paste("evil\x1b]0;title\x07 [b]x[/b]"))
+        await pilot.pause()
+        assert box.text == "evil␛]0;title␇ [b]x[/b]"
+        box.clear()
+        huge = ("0123456789abcdef" * 64 + "\n") * 1000  # ~1 MB
+        huge_one_line = "y" * 1_000_000
+        started = time.perf_counter()
+        box.post_message(events.Paste(huge))
+        await pilot.pause()
+        box.post_message(events.Paste(huge_one_line))
+        await pilot.pause()
+        await pilot.press("!")
+        elapsed = time.perf_counter() - started
+        assert box.text == "[pasted text #1: 1,025,000 chars][pasted text #2: 1,000,000 chars]!"
+        assert elapsed < 5, f"pasting 2 MB took {elapsed:.1f}s"
+        assert box.expand_pastes(box.text) == huge + huge_one_line + "!"
+        # an over-long message is rejected by the agent like any other input error: the draft stays
+        agent.reject[huge + huge_one_line + "!"] = __import__("agent.errors").errors.InputError(
+            "the message is too long: attach the file to the knowledge base instead")
+        box.action_submit()
+        await settle(pilot)
+        assert box.text == "[pasted text #1: 1,025,000 chars][pasted text #2: 1,000,000 chars]!"
+        assert messages(app) == []
+        assert any("too long" in n for n in notes(app))
+
+
+def test_small_pastes_are_not_folded() -> None:
+    assert FOLD_CHARS >= 8_000
+
+
+async def test_attach_a_file_into_the_message(agent: FakeAgent, tmp_path: Path) -> None:
+    source = tmp_path / "hello.py"
+    source.write_text("print('hi')\x1b[2J\n", encoding="utf-8")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "Explain this: ")
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, AttachFile)
+        app.screen.query_one("#path").value = str(source)  # type: ignore[attr-defined]
+        await pilot.click("#message")
+        await pilot.pause()
+        assert prompt(app).text == "Explain this: hello.py:\n```py\nprint('hi')␛[2J\n```\n"
+        (tmp_path / "blob.bin").write_bytes(b"\x00\x01binary")
+        chat(app).attach("message", str(tmp_path / "blob.bin"))
+        await pilot.pause()
+        assert any("binary" in n for n in notes(app))
+        chat(app).attach("message", str(tmp_path / "missing.txt"))
+        await pilot.pause()
+        assert any("No such file" in n for n in notes(app))
+
+
+async def test_attach_a_file_to_the_knowledge_base(agent: FakeAgent, tmp_path: Path) -> None:
+    doc = tmp_path / "faq.md"
+    doc.write_text("# FAQ\n\nOne.\n\nTwo.\n", encoding="utf-8")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, f"/attach {doc}")
+        assert isinstance(app.screen, AttachFile)
+        await pilot.click("#kb")
+        await settle(pilot)
+        assert agent.documents == [str(doc)]
+        assert any("Added 3 passages from faq.md" in n for n in notes(app))
+        agent.memory_enabled = False
+        chat(app).attach("kb", str(doc))
+        await settle(pilot)
+        assert any("memory is disabled" in n for n in notes(app))

@@ -1,0 +1,228 @@
+"""Pilot tests: the sessions sidebar, the UI slash commands, export, memory, insight, copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SIZE, chat, messages, notes, prompt, send, settle, type_text, wait_for
+from textual.widgets import Input, OptionList
+
+from tests.tui.fakes import FakeAgent
+from tui.app import ChatApp
+from tui.screens import AskText, Confirm, HelpScreen, MemoryScreen
+from tui.widgets import InsightPanel, SessionSidebar
+from tui.widgets.insight import MemoryRow
+
+pytestmark = pytest.mark.anyio
+
+
+def titles(app: ChatApp) -> list[str]:
+    options = chat(app).sidebar.query_one(OptionList)
+    return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+
+async def test_sidebar_lists_switches_creates_renames_and_deletes(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "first topic")
+        first = chat(app).session_id
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert chat(app).session_id != first and messages(app) == []
+        await send(pilot, "second topic")
+        second = chat(app).session_id
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        sidebar = chat(app).sidebar
+        assert sidebar.display and app.focused is sidebar.options
+        assert titles(app) == ["● second topic", "  first topic"]
+        # switch: down to the first session, Enter
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert chat(app).session_id == first
+        assert [v.text for v in messages(app)] == ["first topic", "You said: first topic"]
+        assert chat(app).status.session == "first topic"
+        # rename
+        sidebar.options.focus()
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, AskText)
+        app.screen.query_one(Input).value = "Renamed [b]chat[/b]"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert agent._sessions[first].title == "Renamed [b]chat[/b]"
+        assert "Renamed [b]chat[/b]" in " ".join(titles(app))
+        # delete the current one: confirm with y
+        sidebar.options.focus()
+        sidebar.options.highlighted = 1
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await settle(pilot)
+        assert first not in agent._sessions and second in agent._sessions
+        assert chat(app).session_id is None and messages(app) == []
+        assert titles(app) == ["  second topic"]
+
+
+async def test_switching_sessions_stops_a_running_reply(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "older")
+        older = chat(app).session_id
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        agent.hold()
+        agent.enqueue([f"w{i} " for i in range(50)])
+        await type_text(pilot, "long one")
+        await pilot.press("enter")
+        agent.allow(2)
+        await wait_for(pilot, lambda: messages(app)[-1].text == "w0 w1 ")
+        await chat(app).open_session(older)
+        await settle(pilot)
+        agent.release()
+        assert not chat(app).generating
+        assert [v.text for v in messages(app)] == ["older", "You said: older"]
+        stopped = agent.history(agent.sessions()[0].id)[-1]
+        assert stopped.meta["finish_reason"] == "cancelled"
+
+
+async def test_slash_new_help_and_model(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/new Project notes")
+        assert agent.sessions()[0].title == "Project notes"
+        assert chat(app).session_id == agent.sessions()[0].id
+        assert chat(app).status.session == "Project notes"
+        assert prompt(app).text == ""
+        await send(pilot, "/model")
+        assert any("fake-model" in n and "backend: fake" in n for n in notes(app))
+        await send(pilot, "/help")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await send(pilot, "/nonsense")
+        assert any("Unknown command /nonsense" in n for n in notes(app))
+        assert prompt(app).text == "/nonsense" and agent.calls == []
+
+
+async def test_agent_commands_go_to_the_agent(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        for text in ("/qa what is llmos?", "/summarize a long text", "/code a fizzbuzz"):
+            await send(pilot, text)
+        assert [call[0] for call in agent.calls] == ["/qa what is llmos?", "/summarize a long text",
+                                                     "/code a fizzbuzz"]
+
+
+async def test_export_writes_markdown(agent: FakeAgent, tmp_path: Path) -> None:
+    agent.enqueue("Use `print`:\n\n```python\nprint('hi')\n```")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/export")
+        assert any("Nothing to export" in n for n in notes(app))
+        await send(pilot, "how do I print?")
+        target = tmp_path / "out" / "chat.md"
+        await send(pilot, f"/export {target}")
+        text = target.read_text(encoding="utf-8")
+        assert text.startswith("# how do I print?")
+        assert "## You\n\nhow do I print?" in text and "```python\nprint('hi')\n```" in text
+        assert any(str(target) in n for n in notes(app))
+        written = chat(app).export(str(tmp_path))  # a folder: a generated file name inside it
+        assert written is not None and written.parent == tmp_path and written.suffix == ".md"
+
+
+async def test_insight_panel_shows_the_turn_and_forgets_a_memory(agent: FakeAgent) -> None:
+    kept = agent.add_memory("The user's name is Ada", score=0.91, kind="fact")
+    dropped = agent.add_memory("The user [red]likes[/] tea", score=0.62, kind="turn", source="chat")
+    agent.enqueue("Hello Ada!", skill="qa", intent=("greeting", 0.97), sentiment=("positive", 0.8),
+                  memories=[kept, dropped])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hi, remember me?")
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        panel = chat(app).query_one(InsightPanel)
+        assert panel.display
+        summary = str(panel.query_one("#insight-summary").render())
+        assert "greeting (0.97)" in summary and "positive (0.80)" in summary and "qa" in summary
+        assert "2 recalled" in summary
+        timings = str(panel.query_one("#insight-timings").render())
+        assert "generate" in timings and "tok/s" in timings
+        rows = list(panel.query(MemoryRow))
+        assert "The user [red]likes[/] tea" in str(rows[1].query_one(".memory-text").render())
+        await pilot.click(rows[1].query_one("Button"))
+        await pilot.pause()
+        assert dropped.id not in agent._memories and kept.id in agent._memories
+        assert len(panel.query(MemoryRow)) == 1
+        await pilot.press("ctrl+t")
+        assert not panel.display
+
+
+async def test_focusing_an_older_reply_shows_its_insight(agent: FakeAgent) -> None:
+    agent.enqueue("one", intent=("first_intent", 0.5))
+    agent.enqueue("two", intent=("second_intent", 0.6))
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "a")
+        await send(pilot, "b")
+        await pilot.press("ctrl+t")
+        panel = chat(app).query_one(InsightPanel)
+        assert "second_intent" in str(panel.query_one("#insight-summary").render())
+        messages(app)[1].focus()
+        await pilot.pause()
+        assert "first_intent" in str(panel.query_one("#insight-summary").render())
+
+
+async def test_memory_screen_and_forget(agent: FakeAgent) -> None:
+    for text in ("likes tea", "works at ACME", "has a cat"):
+        agent.add_memory(text)
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/memory")
+        assert isinstance(app.screen, MemoryScreen)
+        listing = app.screen.query_one(OptionList)
+        assert listing.option_count == 3
+        listing.highlighted = 0
+        await pilot.press("d")
+        await pilot.pause()
+        assert len(agent._memories) == 2 and listing.option_count == 2
+        await pilot.press("escape")
+        await send(pilot, "/forget 2")
+        assert list(agent._memories) == [3]
+        await send(pilot, "/forget x")
+        assert any("Usage: /forget" in n for n in notes(app))
+        await send(pilot, "/forget")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await pilot.pause()
+        assert agent._memories == {}
+
+
+async def test_copy_message_code_block_and_last_reply(agent: FakeAgent) -> None:
+    agent.enqueue("Two blocks:\n\n```python\nx = 1\n```\n\nand\n\n```sh\necho hi\n```\n")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "code please")
+        await pilot.press("ctrl+r")
+        assert app.clipboard.startswith("Two blocks:") and "echo hi" in app.clipboard
+        reply = messages(app)[-1]
+        reply.focus()
+        await pilot.press("b")
+        assert app.clipboard == "x = 1"
+        await pilot.press("b")
+        assert app.clipboard == "echo hi"
+        await pilot.press("c")
+        assert app.clipboard == reply.text
+        messages(app)[0].focus()
+        await pilot.press("c")
+        assert app.clipboard == "code please"
+        assert any("code block 2/2" in n for n in notes(app))
+
+
+def test_sidebar_message_types_exist() -> None:
+    assert SessionSidebar.Selected("x").session_id == "x"

@@ -1,0 +1,55 @@
+"""The scrolling conversation: message views, anchored to the bottom while a reply streams
+(the anchor lets go when the user scrolls up, and comes back when they scroll to the end)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from tui.types import MessageLike
+from tui.widgets.message import MessageView
+
+__all__ = ["Conversation"]
+
+WELCOME = ("Type a message and press Enter. Ctrl+J adds a line, /help lists the commands, "
+           "F1 the keys.")
+
+
+class Conversation(VerticalScroll, can_focus=False):
+    def __init__(self, *, agent_name: str = "llmos", id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.agent_name = agent_name
+
+    def on_mount(self) -> None:
+        self.mount(Static(WELCOME, classes="welcome", markup=False))
+
+    @property
+    def messages(self) -> list[MessageView]:
+        return list(self.query_children(MessageView))
+
+    async def load(self, history: Sequence[MessageLike]) -> None:
+        """Show a stored session (replaces what is shown)."""
+        await self.remove_children()
+        views = [MessageView(m.role, m.content, meta=m.meta or {}, agent_name=self.agent_name)
+                 for m in history if m.role in ("user", "assistant")]
+        if views:
+            await self.mount_all(views)
+        else:
+            await self.mount(Static(WELCOME, classes="welcome", markup=False))
+        self.anchor()
+
+    async def start_turn(self, text: str) -> tuple[MessageView, MessageView]:
+        """Add the user's message and an empty reply to stream into."""
+        await self.query_children(".welcome").remove()
+        user = MessageView("user", text, agent_name=self.agent_name)
+        reply = MessageView("assistant", agent_name=self.agent_name)
+        reply.add_class("pending")
+        await self.mount_all([user, reply])
+        self.anchor()
+        return user, reply
+
+    def last_reply(self) -> MessageView | None:
+        replies = [view for view in self.messages if view.role == "assistant"]
+        return replies[-1] if replies else None

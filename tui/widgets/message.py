@@ -1,0 +1,127 @@
+"""One message of the conversation: a role line and a Markdown body.
+
+Model and user text is Markdown *content*: it is neutralized (tui.sanitize) before it reaches
+the widget and Textual markup in it is never interpreted. An assistant message streams its
+reply through ``Markdown.get_stream``, which batches fragments so the UI never flickers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from tui.sanitize import neutralize
+
+__all__ = ["MessageView", "code_blocks"]
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[`~]*[ \t]*$", re.S | re.M)
+
+
+def code_blocks(markdown: str) -> list[str]:
+    """The contents of the fenced code blocks in ``markdown``, in order."""
+    return [match.group(2).rstrip("\n") for match in _FENCE.finditer(markdown)]
+
+
+class MessageView(Vertical, can_focus=True):
+    """A user or assistant message. Focus it (click, Tab) to copy it or see its insight."""
+
+    BINDINGS = [
+        Binding("c", "copy", "Copy message"),
+        Binding("b", "copy_code", "Copy code block"),
+    ]
+
+    class Selected(Message):
+        """The message got focus (the insight panel follows it)."""
+
+        def __init__(self, view: MessageView) -> None:
+            super().__init__()
+            self.view = view
+
+    class CopyRequested(Message):
+        def __init__(self, text: str, what: str) -> None:
+            super().__init__()
+            self.text = text
+            self.what = what
+
+    def __init__(self, role: str, text: str = "", *, meta: dict[str, Any] | None = None,
+                 agent_name: str = "llmos") -> None:
+        super().__init__(classes=f"message {role}")
+        self.role = role
+        self.text = neutralize(text)
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._agent_name = agent_name
+        self._stream: MarkdownStream | None = None
+        self._next_block = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._role_line(), classes="role", markup=False)
+        yield Markdown(self.text or None, open_links=False, classes="body")
+
+    def _role_line(self) -> Content:
+        if self.role == "user":
+            return Content("you")
+        parts = [self._agent_name]
+        if self.meta.get("skill"):
+            parts.append(str(self.meta["skill"]))
+        total = (self.meta.get("timings_ms") or {}).get("total")
+        if total:
+            parts.append(f"{total / 1000:.1f}s")
+        if self.meta.get("finish_reason") == "cancelled":
+            parts.append("stopped")
+        elif self.meta.get("finish_reason") == "length":
+            parts.append("cut at max tokens")
+        return Content(neutralize(" · ".join(parts)))
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(Markdown)
+
+    async def write(self, piece: str) -> None:
+        """Append a neutralized piece of the streamed reply."""
+        if not piece:
+            return
+        if self._stream is None:
+            self.remove_class("pending")
+            self._stream = Markdown.get_stream(self.body)
+        self.text += piece
+        await self._stream.write(piece)
+
+    async def finish(self, meta: dict[str, Any] | None = None) -> None:
+        """The reply is complete (or stopped): flush the stream and show its details."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.remove_class("pending")
+        if meta is not None:
+            self.meta = dict(meta)
+        if not self.text and self.meta.get("finish_reason") == "cancelled":
+            await self.body.update("*(stopped before any text)*")
+        self.query_one(".role", Static).update(self._role_line())
+
+    def on_focus(self) -> None:
+        self.post_message(self.Selected(self))
+
+    def action_copy(self) -> None:
+        self.post_message(self.CopyRequested(self.text, "message"))
+
+    def action_copy_code(self) -> None:
+        blocks = code_blocks(self.text)
+        if not blocks:
+            self.notify("This message has no code block.", severity="warning", markup=False)
+            return
+        index = self._next_block % len(blocks)
+        self._next_block = index + 1
+        self.post_message(self.CopyRequested(blocks[index], f"code block {index + 1}/{len(blocks)}"))
+
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        # Links in model text are never opened on a click: copy them, the user decides.
+        event.stop()
+        self.post_message(self.CopyRequested(event.href, "link"))
