@@ -49,6 +49,9 @@ class SkillRequest:
     """Passages the skill used; they are reported in ``Reply.memories``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Skill-specific results (e.g. code check results), stored with the reply."""
+    progress: Callable[[float, str], None] | None = None
+    """Where a long skill reports how far it got (fraction done, message): the CLI draws a
+    bar from it. None when nobody is watching."""
 
 
 @runtime_checkable

@@ -1,0 +1,1 @@
+"""The built-in code-generation skill: extraction, syntax checks, sandboxed tests."""

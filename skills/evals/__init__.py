@@ -1,0 +1,1 @@
+"""Evaluations of the built-in skills: SQuAD (qa), DialogSum (summarize), HumanEval and MBPP (code)."""

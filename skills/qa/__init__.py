@@ -1,0 +1,1 @@
+"""The built-in question-answering skill: retrieval, passage selection, extractive and generative answers."""

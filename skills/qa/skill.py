@@ -1,0 +1,70 @@
+"""The built-in ``/qa`` skill: answer from the knowledge base and the user's memories, cite
+sources as [1], [2] with the list after the answer, or say it does not know."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from agent.errors import SkillError
+from skills.base import SkillRequest
+from skills.config import QAConfig, SkillsConfig
+from skills.qa.answer import Answer, answer_from
+from skills.qa.retrieve import Passage, retrieve, select_passages
+from skills.text import model_parameters
+
+__all__ = ["QASkill", "format_answer", "NO_ANSWER"]
+
+NO_ANSWER = ("I don't know: I found nothing relevant to that in the knowledge base or in what you told me. "
+             "Add documents with `llmos kb add PATH`, or rephrase the question.")
+
+
+def format_answer(answer: Answer, passages: Sequence[Passage]) -> tuple[str, list[Passage]]:
+    """The reply text (answer, citation marks, source list) and the cited passages."""
+    cited = [passages[i] for i in answer.cited if i < len(passages)]
+    marks = " ".join(f"[{n}]" for n in range(1, len(cited) + 1))
+    text = answer.text.strip().rstrip(".")
+    lines = [f"{text}. {marks}".strip(), "", "Sources:"]
+    lines += [f"[{n}] {p.citation}" for n, p in enumerate(cited, 1)]
+    return "\n".join(lines), cited
+
+
+class QASkill:
+    """Question answering with citations (``/qa``)."""
+
+    name = "qa"
+    description = ("Answer a question from the knowledge base and your memories, citing sources; "
+                   "says so when it does not know.")
+    intents: tuple[str, ...] = ("question", "qa", "faq")
+    command: str | None = "qa"
+
+    def __init__(self, config: SkillsConfig | None = None) -> None:
+        self.config: QAConfig = (config or SkillsConfig()).qa
+
+    def run(self, request: SkillRequest) -> Iterator[str]:
+        question = request.text.strip()
+        if not question or question.startswith("/"):
+            raise SkillError("ask a question after /qa, e.g. /qa what is the refund policy?")
+        if request.memory is None:
+            raise SkillError("question answering needs the memory store: set memory.enabled: true and add "
+                             "documents with `llmos kb add PATH`")
+        cfg = self.config
+        found = retrieve(request.memory, question, user_id=request.user_id, vector=request.vector, config=cfg)
+        best = found[0].similarity if found else None
+        request.extra["qa"] = {"mode": cfg.mode, "best_similarity": best, "threshold": cfg.min_similarity}
+        if not found:
+            request.extra["qa"]["abstained"] = True
+            yield NO_ANSWER
+            return
+        shown = select_passages(found, question, model_parameters(request.backend), cfg,
+                                request.backend.count_tokens)
+        answer = answer_from(question, shown, mode=cfg.mode, backend=request.backend,
+                             max_tokens=cfg.max_answer_tokens)
+        if answer.abstained:
+            request.extra["qa"]["abstained"] = True
+            yield NO_ANSWER
+            return
+        text, cited = format_answer(answer, shown)
+        request.sources.extend(p.ref() for p in cited)
+        request.extra["qa"].update(abstained=False, answered_by=answer.mode, answer=answer.text,
+                                   citations=[p.citation for p in cited])
+        yield text

@@ -1,0 +1,12 @@
+"""The code sandbox: run untrusted Python isolated by Linux namespaces and rlimits.
+
+See :mod:`skills.sandbox.runner` for what is isolated and how; it refuses to run anything
+where the kernel cannot isolate.
+"""
+
+from __future__ import annotations
+
+from skills.sandbox.isolation import Isolation, detect_isolation
+from skills.sandbox.runner import Sandbox, SandboxResult
+
+__all__ = ["Isolation", "Sandbox", "SandboxResult", "detect_isolation"]

@@ -1,0 +1,1 @@
+"""The built-in summarization skill and its map-reduce over chunks."""

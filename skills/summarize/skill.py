@@ -1,0 +1,109 @@
+"""The built-in ``/summarize`` skill: the session so far, a knowledge-base document, or
+pasted text (map-reduce over chunks when it is longer than the model's context).
+
+- ``/summarize`` (or "summarize our conversation"): the session's history.
+- ``/summarize guide.md``: the knowledge-base document with that source (or file name).
+- ``/summarize <text>``: the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import PurePath
+from typing import Any
+
+from agent.errors import SkillError
+from skills.base import SkillRequest
+from skills.config import SkillsConfig, SummarizeConfig
+from skills.summarize.mapreduce import summarize_text
+
+__all__ = ["SummarizeSkill", "transcript_of", "find_document"]
+
+_SESSION = re.compile(r"^(/\S+)?\s*((the|this|our|my)\s+)?(conversation|session|chat|discussion)"
+                      r"(\s+so\s+far)?\W*$", re.IGNORECASE)
+
+
+def transcript_of(history: Sequence[dict[str, str]]) -> str:
+    names = {"user": "User", "assistant": "Assistant"}
+    return "\n".join(f"{names.get(m['role'], m['role'].title())}: {m['content'].strip()}"
+                     for m in history if m.get("role") in names and m.get("content", "").strip())
+
+
+def find_document(memory: Any, name: str, user_id: str) -> tuple[str, str] | None:
+    """(source, full text) of the knowledge-base document ``name`` names, else None."""
+    lister = getattr(memory, "list_memories", None)
+    wanted = name.strip().strip("'\"`")
+    if not callable(lister) or not wanted or "\n" in wanted or len(wanted) > 300:
+        return None
+    for owner in (user_id, None):
+        try:
+            records = lister(owner, kinds=("document",), limit=100_000)
+        except Exception:  # a store without per-user documents: try the shared knowledge base
+            continue
+        parts = [r for r in records if r.source and (r.source == wanted or PurePath(r.source).name == wanted)]
+        if parts:
+            parts.sort(key=lambda r: (_position(getattr(r, "locator", None)), r.id))
+            return parts[0].source, "\n".join(_dedupe_overlap([r.text for r in parts]))
+    return None
+
+
+def _position(locator: str | None) -> int:
+    found = re.search(r"\d+", locator or "")
+    return int(found.group()) if found else 0
+
+
+def _dedupe_overlap(texts: list[str]) -> list[str]:
+    """Knowledge-base passages overlap (the end of one starts the next): drop the repeat."""
+    out: list[str] = []
+    for text in texts:
+        if out:
+            prev = out[-1]
+            for size in range(min(len(prev), len(text), 400), 20, -1):
+                if prev.endswith(text[:size]):
+                    text = text[size:]
+                    break
+        out.append(text)
+    return out
+
+
+class SummarizeSkill:
+    """Summaries (``/summarize``)."""
+
+    name = "summarize"
+    description = ("Summarize the conversation so far (/summarize), a knowledge-base document "
+                   "(/summarize guide.md) or pasted text (/summarize <text>).")
+    intents: tuple[str, ...] = ("summarize", "summary", "tldr")
+    command: str | None = "summarize"
+
+    def __init__(self, config: SkillsConfig | None = None) -> None:
+        self.config: SummarizeConfig = (config or SkillsConfig()).summarize
+
+    def target(self, request: SkillRequest) -> tuple[str, str, str]:
+        """(what, kind, text): what is being summarised, the prompt kind, and its text."""
+        text = request.text.strip()
+        if not text or text.startswith("/") or _SESSION.match(text):
+            body = transcript_of(request.history)
+            if not body:
+                raise SkillError("there is no conversation to summarize yet: say something first, or use "
+                                 "/summarize <text> or /summarize <document name>")
+            return "the conversation so far", "conversation", body
+        if request.memory is not None:
+            doc = find_document(request.memory, text, request.user_id)
+            if doc is not None:
+                return doc[0], "text", doc[1]
+        kind = "dialogue" if re.search(r"^\s*#?\w+#?:", text, re.MULTILINE) and text.count("\n") >= 2 else "text"
+        return "the text", kind, text
+
+    def run(self, request: SkillRequest) -> Iterator[str]:
+        what, kind, text = self.target(request)
+        cfg = self.config
+        if request.backend.count_tokens(text) < cfg.min_chunk_tokens and kind != "conversation":
+            yield f"That is already short; nothing to summarize:\n\n{text}"
+            return
+        progress = getattr(request, "progress", None)
+        request.extra["summarize"] = {"target": what, "tokens": request.backend.count_tokens(text)}
+        yield from summarize_text(request.backend, text, kind=kind, max_summary_tokens=cfg.max_summary_tokens,
+                                  chunk_tokens=cfg.chunk_tokens, should_stop=request.should_stop,
+                                  progress=(lambda done, total: progress(done / max(total, 1), f"{done}/{total} parts"))
+                                  if callable(progress) else None)

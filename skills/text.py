@@ -1,0 +1,82 @@
+"""Small text tools the built-in skills share: sentences, words, model size, chat calls."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from agent.options import GenerationOptions
+
+__all__ = ["STOPWORDS", "sentence_spans", "words", "content_words", "stem", "model_parameters", "ask_model"]
+
+STOPWORDS = frozenset("""
+a an the and or but if of at by for with about against between into through during before after above below
+to from up down in out on off over under again further then once here there when where why how all any both
+each few more most other some such no nor not only own same so than too very s t can will just don should now
+is are was were be been being have has had having do does did doing i me my myself we our ours you your he him
+his she her it its they them their what which who whom whose this that these those am would could also as
+""".split())
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*#\d])")
+_WORD = re.compile(r"\w+(?:[-'.]\w+)*", re.UNICODE)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (a light splitter: punctuation + capital)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start()
+        if text[start:end].strip():
+            spans.append(_trim(text, start, end))
+        start = match.end()
+    if text[start:].strip():
+        spans.append(_trim(text, start, len(text)))
+    return spans
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def stem(word: str) -> str:
+    """A crude suffix stripper: enough to match "founded"/"founding"/"founds"."""
+    w = word.lower()
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+            return w[: -len(suffix)]
+    return w
+
+
+def content_words(text: str) -> list[str]:
+    return [stem(w) for w in words(text) if w.lower() not in STOPWORDS]
+
+
+def model_parameters(backend: Any) -> int | None:
+    """Parameter count of a local model behind ``backend`` (None when unknown, e.g. a server)."""
+    model = getattr(getattr(backend, "model", None), "model", None)
+    counter = getattr(model, "num_parameters", None)
+    if callable(counter):
+        try:
+            return int(counter())
+        except Exception:  # an exotic model class: treat the size as unknown
+            return None
+    return None
+
+
+def ask_model(backend: Any, system: str, user: str, *, max_new_tokens: int, stop: Sequence[str] = (),
+              history: Sequence[dict[str, str]] = ()) -> str:
+    """One greedy chat call, joined: skills want deterministic, reproducible answers."""
+    options = GenerationOptions(temperature=0.0, max_new_tokens=max_new_tokens, repetition_penalty=1.1,
+                                stop=tuple(stop))
+    messages = [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]
+    return str(backend.stream(messages, options).text())
