@@ -131,7 +131,11 @@ class Agent:
 
             understanding = build_understanding(cfg.understanding, embedder)
         self.understanding = understanding
-        self.skills: dict[str, Any] = dict(skills or {})
+        if skills is None:
+            from skills import load_skills
+
+            skills = load_skills(cfg.skills)
+        self.skills: dict[str, Any] = dict(skills)
         self.on_handoff: list[HandoffHook] = list(on_handoff)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()

@@ -44,7 +44,7 @@ def fake_agent(fake_config):
 
     def make(replies=(), **overrides):
         backend = FakeBackend(replies)
-        agent = Agent(fake_config(**overrides), backend=backend)
+        agent = Agent(fake_config(**overrides), backend=backend, skills={})
         agents.append(agent)
         return agent, backend
 
