@@ -31,6 +31,13 @@ def register(groups: Any) -> None:
     add_config_arg(chat)
     chat.set_defaults(func=_chat)
 
+    test = top.add_parser("test", help="run scripted conversations against an agent",
+                          description="Run scripted conversations (YAML) and report pass/fail, latency, tokens.")
+    test.add_argument("conversations", help="YAML file of conversations with expectations")
+    test.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_config_arg(test)
+    test.set_defaults(func=_test)
+
     bench = top.add_parser("bench", help="measure load time, latency, tokens/s and memory")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.add_argument("--model", default=None, help="model to measure (default: the embedded default)")
@@ -54,6 +61,35 @@ def _ask(args: argparse.Namespace) -> int:
     finally:
         agent.close()
     return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from agent.convtest import load_suite, run_suite
+
+    suite = load_suite(args.conversations)
+    agent = build_agent(args)
+
+    def show(result: Any) -> None:
+        if args.json:
+            return
+        mark = "PASS" if result.passed else "FAIL"
+        print(f"{mark} {result.conversation} #{result.turn} ({result.latency_ms:.0f} ms, {result.tokens} tokens)")
+        for failure in result.failures:
+            print(f"     - {failure}")
+
+    try:
+        results = run_suite(agent, suite, on_result=show)
+    finally:
+        agent.close()
+    passed = sum(r.passed for r in results)
+    if args.json:
+        print(json.dumps({"passed": passed, "failed": len(results) - passed,
+                          "turns": [r.model_dump() for r in results]}, indent=2))
+    else:
+        latencies = sorted(r.latency_ms for r in results)
+        median = latencies[len(latencies) // 2] if latencies else 0
+        print(f"{passed} passed, {len(results) - passed} failed (median turn {median:.0f} ms)")
+    return 0 if passed == len(results) else 1
 
 
 def _models(args: argparse.Namespace) -> int:
