@@ -53,7 +53,7 @@ class SummarizeConfig(_Frozen):
     max_summary_tokens: int = Field(default=160, ge=16, le=4096)
     """Length budget of each summary (chunk summaries and the final one)."""
     min_chunk_tokens: int = Field(default=64, ge=16)
-    """Text shorter than this is echoed back instead of summarised."""
+    """Pasted text shorter than this is echoed back instead of summarised."""
 
 
 class CodeConfig(_Frozen):

@@ -73,6 +73,17 @@ class CodeSkill:
         self._sandbox = sandbox
 
     @property
+    def executes_code(self) -> bool:
+        """True when this instance runs generated code (the HTTP server drops such skills
+        unless its operator allowed code execution)."""
+        return self.config.allow_execution
+
+    def without_execution(self) -> CodeSkill:
+        """A copy that only generates and syntax-checks (what a server may safely offer)."""
+        return CodeSkill(SkillsConfig(code=self.config.model_copy(update={"allow_execution": False}),
+                                      sandbox=self.sandbox_config))
+
+    @property
     def sandbox(self) -> Any:
         if self._sandbox is None:
             from skills.sandbox import Sandbox

@@ -57,7 +57,7 @@ def combine(question: str, passages: Sequence[Passage], generated: str | None) -
     """
     texts = [p.text for p in passages]
     if generated and not _UNKNOWN.search(generated):
-        span = ground(generated, texts)
+        span = ground(generated, texts, question=question)
         if span is not None:
             return Answer(span.text, (span.passage,), "grounded", span)
     return extractive(question, passages)
@@ -81,7 +81,7 @@ def answer_from(question: str, passages: Sequence[Passage], *, mode: str, backen
     if mode == "generative":
         if not generated or _UNKNOWN.search(generated):
             return Answer("", (), "none")
-        span = ground(generated, [p.text for p in passages])
+        span = ground(generated, [p.text for p in passages], question=question)
         cited = (span.passage,) if span is not None else (0,)  # unsupported: cite the best passage
         return Answer(generated, cited, "generative", span)
     return combine(question, passages, generated)

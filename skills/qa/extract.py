@@ -93,7 +93,8 @@ def best_span(question: str, passages: Sequence[str], *, sentences: int = 3) -> 
         for a, b in _candidates(toks, qwords):
             words_ = [t for _, _, t in toks[a:b]]
             dist = min((min(abs(m - a), abs(m - (b - 1))) for m in matched), default=8)
-            score = sent_score - 0.5 * rank + _type_bonus(kind, words_) - 0.15 * dist - 0.1 * max(0, b - a - 3)
+            score = (sent_score - 0.5 * rank + _type_bonus(kind, words_) - 0.15 * dist - 0.1 * max(0, b - a - 3)
+                     - _cut_penalty(toks, a, b))
             if best is None or score > best.score:
                 start, end = s + toks[a][0], s + toks[b - 1][1]
                 best = Span(i, start, end, passages[i][start:end], score)
@@ -101,6 +102,17 @@ def best_span(question: str, passages: Sequence[str], *, sentences: int = 3) -> 
         i, s, e = scored[0][1:]
         return Span(i, s, e, passages[i][s:e], scored[0][0])
     return best
+
+
+def _cut_penalty(toks: Sequence[tuple[int, int, str]], a: int, b: int) -> float:
+    """A span that cuts a name ("Larry" of "Larry Page") or a number in two is worse."""
+    def joined(x: int, y: int) -> bool:
+        if not (0 <= x < len(toks) and 0 <= y < len(toks)):
+            return False
+        tx, ty = toks[x][2], toks[y][2]
+        return (tx[:1].isupper() and ty[:1].isupper()) or (tx[:1].isdigit() and ty[:1].isdigit())
+
+    return 0.8 * (joined(a - 1, a) + joined(b - 1, b))
 
 
 def _candidates(toks: Sequence[tuple[int, int, str]], qwords: set[str]) -> list[tuple[int, int]]:
@@ -129,10 +141,14 @@ def _subruns(a: int, b: int, toks: Sequence[tuple[int, int, str]]) -> list[tuple
     return spans
 
 
-def ground(answer: str, passages: Sequence[str], *, min_f1: float = 0.5) -> Span | None:
+def ground(answer: str, passages: Sequence[str], *, question: str = "", min_f1: float = 0.5) -> Span | None:
     """The passage span with the best token F1 against ``answer`` (at least ``min_f1``):
-    a generated answer restated in the passage's own words, so it can be cited."""
-    target = [t.lower() for t in re.findall(r"\w+", answer) if t.lower() not in ("a", "an", "the")]
+    a generated answer restated in the passage's own words, so it can be cited. Words of
+    the question ("It *takes* 3 days") and stopwords are not part of the answer."""
+    asked = {stem(w) for w in re.findall(r"\w+", question)}
+    every = [t.lower() for t in re.findall(r"\w+", answer)]
+    target = [t for t in every if t not in STOPWORDS and stem(t) not in asked] or \
+        [t for t in every if t not in ("a", "an", "the")]
     if not target:
         return None
     want = Counter(target)

@@ -48,7 +48,10 @@ class QASkill:
             raise SkillError("question answering needs the memory store: set memory.enabled: true and add "
                              "documents with `llmos kb add PATH`")
         cfg = self.config
-        found = retrieve(request.memory, question, user_id=request.user_id, vector=request.vector, config=cfg)
+        # The turn's vector embeds the whole message; after a slash command that includes
+        # "/qa", which pulls the similarity down: embed the bare question then.
+        vector = request.vector if request.command is None else None
+        found = retrieve(request.memory, question, user_id=request.user_id, vector=vector, config=cfg)
         best = found[0].similarity if found else None
         request.extra["qa"] = {"mode": cfg.mode, "best_similarity": best, "threshold": cfg.min_similarity}
         if not found:

@@ -98,7 +98,7 @@ class SummarizeSkill:
     def run(self, request: SkillRequest) -> Iterator[str]:
         what, kind, text = self.target(request)
         cfg = self.config
-        if request.backend.count_tokens(text) < cfg.min_chunk_tokens and kind != "conversation":
+        if what == "the text" and request.backend.count_tokens(text) < cfg.min_chunk_tokens:
             yield f"That is already short; nothing to summarize:\n\n{text}"
             return
         progress = getattr(request, "progress", None)

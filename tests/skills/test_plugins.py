@@ -149,3 +149,5 @@ def test_http_config_keeps_execution_off_unless_operator_allows():
     assert for_http(SkillsConfig(code={"allow_execution": True, "allow_execution_over_http": True})).code.allow_execution
     assert load_skills(on, http=True)["code"].config.allow_execution is False
     assert load_skills(on)["code"].config.allow_execution is True
+    code = load_skills(on)["code"]
+    assert code.executes_code and not code.without_execution().executes_code  # what agent.server checks
