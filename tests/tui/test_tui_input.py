@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, send, settle, type_text
+from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text
 from textual import events
 
 from tests.tui.fakes import FakeAgent
@@ -27,6 +27,8 @@ async def test_enter_sends_and_ctrl_j_or_shift_enter_add_lines(agent: FakeAgent)
         await settle(pilot)
         assert agent.calls == [("one\ntwo\nx", None)]
         assert messages(app)[0].text == "one\ntwo\nx"
+        rows = [row.strip() for row in screen_lines(app)]
+        assert rows[rows.index("one") + 1] == "two", "the message keeps its newlines on screen"
         assert prompt(app).text == ""
         await pilot.press("enter")  # an empty input sends nothing
         await settle(pilot)

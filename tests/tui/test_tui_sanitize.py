@@ -54,3 +54,13 @@ def test_stream_flushes_a_trailing_carriage_return() -> None:
 def test_one_line_folds_and_truncates() -> None:
     assert one_line("a\n b\t\x1b c") == "a b ␛ c"
     assert one_line("x" * 50, 10) == "x" * 9 + "…"
+
+
+def test_single_newlines_become_hard_breaks_outside_code_fences() -> None:
+    from tui.linebreaks import LineBreaks, keep_line_breaks
+
+    text = "roses are red\nviolets are blue\n\n```py\nx = 1\ny = 2\n```\nend\n"
+    expected = "roses are red  \nviolets are blue  \n\n```py\nx = 1\ny = 2\n```\nend  \n"
+    assert keep_line_breaks(text) == expected
+    stream = LineBreaks()
+    assert "".join(stream.feed(piece) for piece in ["roses are", " red\nvio", "lets are blue\n\n``", "`py\nx = 1\ny", " = 2\n```\nend\n"]) == expected

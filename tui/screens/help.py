@@ -16,9 +16,12 @@ __all__ = ["HelpScreen"]
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,f1", "close", "Close")]
 
+    def __init__(self) -> None:
+        super().__init__(classes="dialog-screen")
+
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog help"):
-            yield Static("Keys   (Escape closes)", classes="dialog-title")
+        with VerticalScroll(classes="dialog help", id="help"):
+            yield Static("Keys   (Escape closes, arrows scroll)", classes="dialog-title")
             keys: DataTable[str] = DataTable(id="help-keys", show_header=False, cursor_type="none",
                                              zebra_stripes=True)
             yield keys
@@ -26,6 +29,9 @@ class HelpScreen(ModalScreen[None]):
             yield DataTable(id="help-commands", show_header=False, cursor_type="none", zebra_stripes=True)
 
     def on_mount(self) -> None:
+        for table in self.query(DataTable):
+            table.can_focus = False  # the scroll container takes the keys
+        self.query_one("#help", VerticalScroll).focus()
         keys = self.query_one("#help-keys", DataTable)
         keys.add_columns("key", "does")
         keys.add_rows(KEYS)

@@ -64,7 +64,7 @@ class LoadingScreen(Screen[None]):
 
     def set_progress(self, fraction: float, message: str) -> None:
         self.query_one(ProgressBar).update(progress=max(0.0, min(1.0, float(fraction))))
-        self.query_one("#loading-message", Static).update(Content(one_line(message, 70)))
+        self.query_one("#loading-message", Static).update(Content(one_line(message, 300)))
 
     def show_error(self, text: str) -> None:
         self.query_one(ProgressBar).display = False

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from textual.containers import VerticalScroll
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from tui.types import MessageLike
@@ -22,31 +23,38 @@ class Conversation(VerticalScroll, can_focus=False):
         super().__init__(id=id)
         self.agent_name = agent_name
 
-    def on_mount(self) -> None:
-        self.mount(Static(WELCOME, classes="welcome", markup=False))
+    def compose(self) -> ComposeResult:
+        # At least as tall as the view, so a short conversation starts at the top even while
+        # the scroll position is anchored to the bottom.
+        with Vertical(id="messages"):
+            yield Static(WELCOME, classes="welcome", markup=False)
+
+    @property
+    def _list(self) -> Vertical:
+        return self.query_one("#messages", Vertical)
 
     @property
     def messages(self) -> list[MessageView]:
-        return list(self.query_children(MessageView))
+        return list(self._list.query_children(MessageView))
 
     async def load(self, history: Sequence[MessageLike]) -> None:
         """Show a stored session (replaces what is shown)."""
-        await self.remove_children()
+        await self._list.remove_children()
         views = [MessageView(m.role, m.content, meta=m.meta or {}, agent_name=self.agent_name)
                  for m in history if m.role in ("user", "assistant")]
         if views:
-            await self.mount_all(views)
+            await self._list.mount_all(views)
         else:
-            await self.mount(Static(WELCOME, classes="welcome", markup=False))
+            await self._list.mount(Static(WELCOME, classes="welcome", markup=False))
         self.anchor()
 
     async def start_turn(self, text: str) -> tuple[MessageView, MessageView]:
         """Add the user's message and an empty reply to stream into."""
-        await self.query_children(".welcome").remove()
+        await self._list.query_children(".welcome").remove()
         user = MessageView("user", text, agent_name=self.agent_name)
         reply = MessageView("assistant", agent_name=self.agent_name)
         reply.add_class("pending")
-        await self.mount_all([user, reply])
+        await self._list.mount_all([user, reply])
         self.anchor()
         return user, reply
 

@@ -1,7 +1,8 @@
 """One message of the conversation: a role line and a Markdown body.
 
 Model and user text is Markdown *content*: it is neutralized (tui.sanitize) before it reaches
-the widget and Textual markup in it is never interpreted. An assistant message streams its
+the widget, Textual markup in it is never interpreted, and its single newlines are kept
+(tui.linebreaks). An assistant message streams its
 reply through ``Markdown.get_stream``, which batches fragments so the UI never flickers.
 """
 
@@ -18,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from tui.linebreaks import LineBreaks, keep_line_breaks
 from tui.sanitize import neutralize
 
 __all__ = ["MessageView", "code_blocks"]
@@ -59,11 +61,12 @@ class MessageView(Vertical, can_focus=True):
         self.meta: dict[str, Any] = dict(meta or {})
         self._agent_name = agent_name
         self._stream: MarkdownStream | None = None
+        self._breaks = LineBreaks()
         self._next_block = 0
 
     def compose(self) -> ComposeResult:
         yield Static(self._role_line(), classes="role", markup=False)
-        yield Markdown(self.text or None, open_links=False, classes="body")
+        yield Markdown(keep_line_breaks(self.text) or None, open_links=False, classes="body")
 
     def _role_line(self) -> Content:
         if self.role == "user":
@@ -92,7 +95,7 @@ class MessageView(Vertical, can_focus=True):
             self.remove_class("pending")
             self._stream = Markdown.get_stream(self.body)
         self.text += piece
-        await self._stream.write(piece)
+        await self._stream.write(self._breaks.feed(piece))
 
     async def finish(self, meta: dict[str, Any] | None = None) -> None:
         """The reply is complete (or stopped): flush the stream and show its details."""

@@ -33,10 +33,7 @@ _PLACEHOLDER = re.compile(r"\[pasted text #(\d+): [\d,]+ chars\]")
 class PromptInput(TextArea):
     """Posts :class:`PromptInput.Submitted`; the screen decides whether to clear it."""
 
-    BINDINGS = [
-        Binding("tab", "complete", "Complete", show=False),
-        Binding("shift+enter,ctrl+j", "newline", "New line", show=False),
-    ]
+    BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
 
     class Submitted(Message):
         def __init__(self, prompt: PromptInput, text: str, draft: str) -> None:
@@ -59,10 +56,15 @@ class PromptInput(TextArea):
     # -- sending -------------------------------------------------------------------------
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        # Handled here, not as bindings: a binding's action runs after the keys that arrived
+        # in the same burst ("line one<Ctrl+J>line two" typed fast would lose its order).
+        if event.key in ("enter", "shift+enter", "ctrl+j"):
             event.stop()
             event.prevent_default()
-            self.action_submit()
+            if event.key == "enter":
+                self.action_submit()
+            else:
+                self.action_newline()
 
     def action_submit(self) -> None:
         draft = self.text
@@ -71,7 +73,8 @@ class PromptInput(TextArea):
         self.post_message(self.Submitted(self, self.expand_pastes(draft), draft))
 
     def action_newline(self) -> None:
-        self.insert("\n")
+        result = self.replace("\n", *self.selection)
+        self.move_cursor(result.end_location)
 
     def expand_pastes(self, draft: str) -> str:
         """The draft with its pasted-text placeholders replaced by the pasted text."""

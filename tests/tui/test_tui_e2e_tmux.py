@@ -1,0 +1,130 @@
+"""End to end: ``llmos chat`` in a real terminal (tmux) with the real default model.
+
+It starts the app, waits for the loading screen to give way (the first start converts the
+embedded model into the cache, ~40 s on 2 cores), types a question, reads the streamed reply
+off the screen, and quits with Ctrl+Q.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(shutil.which("tmux") is None,
+                       reason="tmux is not installed (apt-get install -y tmux) - the end-to-end chat test needs a real terminal"),
+]
+
+WIDTH, HEIGHT = 100, 30
+CONFIG = """\
+# the default model; greedy and short so the test is quick and stable
+generation:
+  temperature: 0
+  max_new_tokens: 40
+memory:
+  enabled: false
+understanding:
+  enabled: false
+"""
+
+
+def chat_command(config: Path) -> list[str]:
+    llmos = Path(sys.executable).with_name("llmos")
+    probe = subprocess.run([str(llmos), "chat", "--help"], capture_output=True, text=True) if llmos.exists() else None
+    if probe is not None and probe.returncode == 0:
+        return [str(llmos), "chat", "--config", str(config)]
+    # before the CLI has the command: the same entry point it calls
+    return [sys.executable, "-c", f"import sys, tui; sys.exit(tui.run_chat({str(config)!r}))"]
+
+
+class Tmux:
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30)
+        return done.stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "chat")
+
+    def wait(self, condition: Callable[[str], bool], timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if condition(screen):
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; the screen was:\n{self.screen()}")
+
+
+def reply_lines(screen: str) -> list[str]:
+    """The text of the assistant's message: the lines under "▌ llmos", without the bar."""
+    lines = screen.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("▌ llmos"))
+    body = []
+    for line in lines[start + 1:]:
+        if not line.strip().startswith("▌"):
+            break
+        body.append(line.strip()[1:].strip())
+    return [line for line in body if line]
+
+
+def test_llmos_chat_streams_a_reply_from_the_real_model(tmp_path: Path) -> None:
+    config = tmp_path / "chat.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    env = {"LLMOS_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1", "TERM": "xterm-256color",
+           "TEXTUAL_ANIMATIONS": "none"}
+    if os.environ.get("LLMOS_CACHE_DIR"):
+        env["LLMOS_CACHE_DIR"] = os.environ["LLMOS_CACHE_DIR"]
+    command = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+                        *map(shlex.quote, chat_command(config))])
+    tmux = Tmux(f"llmos-e2e-{os.getpid()}")
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", str(WIDTH), "-y", str(HEIGHT),
+         f"cd {shlex.quote(str(Path.cwd()))} && {command}; echo EXITED $?; sleep 120")
+    try:
+        seen_loading = "llmos" in tmux.wait(lambda s: "llmos" in s, 60, "the app to start")
+        tmux.wait(lambda s: "Type a message" in s, 420, "the model to load (first start converts it)")
+        assert seen_loading
+        # Ctrl+J is a newline in the message (the terminal sends LF), Enter sends it (CR)
+        tmux("send-keys", "-t", "chat", "-l", "What is the capital of France?")
+        tmux("send-keys", "-t", "chat", "C-j")
+        tmux("send-keys", "-t", "chat", "-l", "One sentence.")
+        tmux("send-keys", "-t", "chat", "Enter")
+        tmux.wait(lambda s: "▌ llmos" in s, 60, "the reply to start")
+        partials: list[str] = []
+
+        def finished(screen: str) -> bool:
+            if "generating" in screen and (lines := reply_lines(screen)):
+                partials.append(" ".join(lines))
+            return "ready ·" in screen and "tok/s" in screen
+
+        final = tmux.wait(finished, 420, "the reply to finish")
+        text = " ".join(reply_lines(final))
+        assert len(text) > 3 and any(c.isalpha() for c in text), final
+        lines = [line.strip() for line in final.splitlines()]
+        assert "What is the capital of France?" in lines, final
+        asked = lines.index("What is the capital of France?")
+        assert lines[asked + 1] == "One sentence.", final
+        # whatever was caught mid-stream is the beginning of the final reply (the last line may
+        # be re-wrapped while it grows, so compare without the last word)
+        for partial in partials:
+            head = partial.rsplit(" ", 1)[0]
+            assert text.replace(" ", "").startswith(head.replace(" ", "")), (partial, text)
+        # the reply is also in the session store: switch the sidebar on and see the session
+        tmux("send-keys", "-t", "chat", "C-b")
+        tmux.wait(lambda s: "Sessions" in s and "What is the capital" in s.split("Sessions", 1)[1], 30,
+                  "the sidebar with the session")
+        tmux("send-keys", "-t", "chat", "C-q")
+        tmux.wait(lambda s: "EXITED 0" in s, 60, "the app to quit with status 0")
+    finally:
+        tmux("kill-server")
