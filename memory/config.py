@@ -13,8 +13,50 @@ class MemoryConfig(BaseModel):
     enabled: bool = True
     """Remember what users say and recall it in later turns and sessions."""
     embedder: str = "all-minilm-l6-v2"
-    """The sentence embedder: the shipped default, a model folder or a cached HF id."""
-    k: int = Field(5, ge=1, le=100)
+    """The sentence embedder: the shipped default, a model folder or a cached HF id
+    (``fake``: a deterministic weightless embedder for tests)."""
+    k: int = Field(default=5, ge=1, le=100)
     """How many memories to recall per turn (before the token budget)."""
-    token_budget: int = Field(384, ge=0)
+    token_budget: int = Field(default=384, ge=0)
     """Most prompt tokens spent on recalled text per turn."""
+
+    # -- retrieval ------------------------------------------------------------------------
+    hybrid: bool = True
+    """Fuse the dense (FAISS) ranking with a lexical (FTS5 BM25) one, so names, numbers and
+    rare words are found as well as paraphrases. Off: dense search only."""
+    rrf_k: int = Field(default=60, ge=1)
+    """The reciprocal-rank-fusion constant: a hit's score is the sum of 1/(rrf_k + rank)."""
+    lexical_weight: float = Field(default=1.0, ge=0.0)
+    """Weight of the lexical ranking in the fusion (the dense one weighs 1)."""
+    candidates: int = Field(default=50, ge=1, le=1000)
+    """How many hits each ranking contributes to the fusion."""
+    recency_weight: float = Field(default=0.0, ge=0.0)
+    """Weight of a recency ranking in the fusion (0: how recent a memory is does not matter)."""
+    min_similarity: float = Field(default=0.0, ge=-1.0, le=1.0)
+    """Dense matches below this cosine similarity are not recalled (0: keep all)."""
+    query_rewrite: bool = True
+    """Turn a question into the words an answer would contain before the lexical search
+    (drops question words; keeps names, numbers and content words)."""
+
+    # -- index --------------------------------------------------------------------------
+    hnsw_threshold: int = Field(default=20_000, ge=1)
+    """A user's (or the knowledge base's) index switches from exact search to HNSW at this size."""
+    hnsw_m: int = Field(default=32, ge=4, le=128)
+    """HNSW graph degree: higher is more accurate, bigger and slower to build."""
+    hnsw_ef_construction: int = Field(default=80, ge=8)
+    """HNSW build-time search depth."""
+    hnsw_ef_search: int = Field(default=96, ge=8)
+    """HNSW query-time search depth (raised to the number of hits asked for)."""
+    index_save_every: int = Field(default=256, ge=1)
+    """Save an index after this many changes (or a tenth of its size, if larger); rows
+    committed after the last save are recovered from SQLite on the next start."""
+    embed_batch_size: int | None = Field(default=None, ge=1)
+    """Texts per embedding batch (default: 64 on CPU, 256 on GPU)."""
+    device: str | None = None
+    """Where the embedder runs: ``cpu``, ``cuda``, ... (default: CUDA when present)."""
+
+    # -- knowledge base -----------------------------------------------------------------
+    kb_chunk_chars: int = Field(default=800, ge=100)
+    """Target length of a knowledge-base passage (characters; cut on sentence boundaries)."""
+    kb_overlap_chars: int = Field(default=160, ge=0)
+    """How much of the end of a passage is repeated at the start of the next one."""
