@@ -254,6 +254,7 @@ class Agent:
                     tokens=TokenCounts(prompt=out.prompt_tokens,
                                        completion=out.completion_tokens or len(out.pieces)),
                     finish_reason="cancelled" if turn.cancelled else out.finish,
+                    timings_ms=timer.total(),  # stored with the reply; final figures set below
                 )
                 self._persist(text, reply, understood, out.extra)
             reply.timings_ms = timer.total()
@@ -415,7 +416,7 @@ class Agent:
             user_meta["sentiment"] = understood.sentiment.model_dump()
             user_meta["sentiment_score"] = understood.sentiment.score
         reply_meta = reply.model_dump(include={"intent", "sentiment", "frustration", "skill", "memories",
-                                               "handoff", "tokens", "finish_reason"})
+                                               "handoff", "tokens", "finish_reason", "timings_ms"})
         if extra:
             reply_meta["extra"] = extra
         self.store.add_turn(reply.session_id, text, reply.text, user_meta=user_meta, reply_meta=reply_meta)

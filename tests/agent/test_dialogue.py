@@ -258,3 +258,10 @@ def test_a_failing_skill_falls_back_to_chat_and_the_session_survives(fake_config
     assert "HI" in reply.text and "shout skill failed" in reply.text and reply.text.endswith("plain answer")
     assert agent.history(reply.session_id)[1].meta["extra"]["skill_error"] == "broken on purpose"
     assert agent.chat("still alive?", session_id=reply.session_id).text == "You said: still alive?"
+
+
+def test_stored_replies_keep_their_timings(fake_agent):
+    agent, _ = fake_agent(["ok"])
+    reply = agent.chat("hi")
+    stored = agent.history(reply.session_id)[1].meta
+    assert stored["timings_ms"]["generate"] >= 0 and "total" in stored["timings_ms"]
