@@ -25,6 +25,7 @@ from agent.models.textstream import TextStream
 from agent.normalize import normalize_text
 from agent.options import GenerationOptions
 from agent.prompts import reference_block, render_persona
+from agent.remember import asks_what_is_remembered
 from agent.store import ConversationStore, Message, SessionInfo
 from agent.turn import MemoryBackend, MemoryRef, Reply, TokenCounts, Understanding, Understood
 
@@ -136,6 +137,10 @@ class Agent:
 
             skills = load_skills(cfg.skills)
         self.skills: dict[str, Any] = dict(skills)
+        if self.memory is not None:
+            from agent.remember import RememberSkill
+
+            self.skills.setdefault("memory", RememberSkill())
         self.on_handoff: list[HandoffHook] = list(on_handoff)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -328,6 +333,8 @@ class Agent:
                 if command and command in (name, getattr(skill, "command", None)):
                     return name, rest.strip() or text
             return None, text
+        if "memory" in self.skills and asks_what_is_remembered(text):
+            return "memory", text
         routes = getattr(self.config.understanding, "routes", {}) or {}
         if understood.intent is not None:
             name = routes.get(understood.intent.label)

@@ -1,0 +1,52 @@
+"""The dialogue manager with the real memory store (fake embedder: no weights needed)."""
+
+import pytest
+
+from agent import Agent
+from agent.backends import FakeBackend
+
+
+@pytest.fixture
+def memory_agent(fake_config, tmp_path):
+    from memory import FakeEmbedder, build_store
+
+    config = fake_config(memory={"enabled": True})
+    embedder = FakeEmbedder(dim=64)
+    store = build_store(config.memory, data_dir=tmp_path / "memory", embedder=embedder)
+    backend = FakeBackend()
+    agent = Agent(config, backend=backend, memory=store, embedder=embedder, skills={})
+    yield agent, backend
+    agent.close()
+
+
+def test_a_fact_told_in_one_session_is_recalled_in_another_only_for_that_user(memory_agent):
+    agent, backend = memory_agent
+    agent.chat("My dog is called Biscuit and he loves carrots.", user_id="ann")
+    reply = agent.chat("What is my dog called?", user_id="ann")  # a new session
+    assert any("Biscuit" in m.text for m in reply.memories)
+    assert "Biscuit" in backend.history[-1].messages[-1]["content"]
+    other = agent.chat("What is my dog called?", user_id="bob")
+    assert not any("Biscuit" in m.text for m in other.memories)
+    assert "Biscuit" not in backend.history[-1].messages[-1]["content"]
+
+
+def test_what_do_you_remember_lists_the_users_memories(memory_agent):
+    agent, backend = memory_agent
+    agent.chat("I live in Lyon.", user_id="ann")
+    calls = len(backend.history)
+    reply = agent.chat("What do you remember about me?", user_id="ann")
+    assert reply.skill == "memory" and "Lyon" in reply.text
+    assert [m.text for m in reply.memories if "Lyon" in m.text]
+    assert len(backend.history) == calls, "listing memories needs no model call"
+    empty = agent.chat("what do you know about me", user_id="carol")
+    assert "don't remember anything" in empty.text
+
+
+def test_forget_user_removes_memories_and_conversations(memory_agent):
+    agent, _ = memory_agent
+    agent.chat("My PIN hint is blue giraffe.", user_id="ann")
+    assert agent.remember("ann")
+    agent.forget_user("ann")
+    assert agent.remember("ann") == [] and agent.sessions("ann") == []
+    reply = agent.chat("what is my pin hint?", user_id="ann")
+    assert not any("giraffe" in m.text for m in reply.memories)
