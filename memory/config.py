@@ -24,12 +24,21 @@ class MemoryConfig(BaseModel):
     hybrid: bool = True
     """Fuse the dense (FAISS) ranking with a lexical (FTS5 BM25) one, so names, numbers and
     rare words are found as well as paraphrases. Off: dense search only."""
-    rrf_k: int = Field(default=60, ge=1)
+    rrf_k: int = Field(default=10, ge=1)
     """The reciprocal-rank-fusion constant: a hit's score is the sum of 1/(rrf_k + rank)."""
     lexical_weight: float = Field(default=1.0, ge=0.0)
     """Weight of the lexical ranking in the fusion (the dense one weighs 1)."""
     candidates: int = Field(default=50, ge=1, le=1000)
     """How many hits each ranking contributes to the fusion."""
+    neighbor_weight: float = Field(default=0.4, ge=0.0)
+    """A conversation turn gains this share of its best session neighbour's score (an
+    answer often continues the turn that matched the question). 0: off."""
+    context_weight: float = Field(default=0.5, ge=0.0)
+    """Weight, in the lexical search, of a memory's context (its session neighbours, a
+    document's name) relative to its own text."""
+    lexical_max_rows: int = Field(default=1000, ge=10)
+    """Most rows the lexical search scores per query: rarer words are kept first, so
+    names, numbers and rare words always count and search stays fast in big stores."""
     recency_weight: float = Field(default=0.0, ge=0.0)
     """Weight of a recency ranking in the fusion (0: how recent a memory is does not matter)."""
     min_similarity: float = Field(default=0.0, ge=-1.0, le=1.0)

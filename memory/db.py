@@ -45,21 +45,24 @@ CREATE INDEX IF NOT EXISTS memories_ns ON memories (ns, id);
 CREATE INDEX IF NOT EXISTS memories_dedupe ON memories (ns, kind, hash);
 CREATE INDEX IF NOT EXISTS memories_source ON memories (ns, source);
 CREATE INDEX IF NOT EXISTS memories_hash ON memories (hash);
+CREATE INDEX IF NOT EXISTS memories_session ON memories (ns, session_id, id);
 CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     ns TEXT NOT NULL, source TEXT NOT NULL, sha256 TEXT NOT NULL, chunks INTEGER NOT NULL,
     bytes INTEGER NOT NULL, added_at REAL NOT NULL, PRIMARY KEY (ns, source)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- context: words that help find a memory without being part of it (the neighbouring
+-- turns of a conversation, a document's name), weighted lower in BM25
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
-    text, tags, tokenize = 'porter unicode61 remove_diacritics 2'
+    text, context, tags, tokenize = 'porter unicode61 remove_diacritics 2'
 );
 """
 
 _COLUMNS = "id, text, kind, user_id, session_id, source, locator, created_at, updated_at, meta"
 
-NewRow = tuple[str, str | None, str | None, str, str, str | None, str | None, str, float, dict | None]
-"""(ns, user_id, session_id, kind, text, source, locator, hash, created_at, meta)"""
+NewRow = tuple[str, str | None, str | None, str, str, str | None, str | None, str, float, dict | None, str | None]
+"""(ns, user_id, session_id, kind, text, source, locator, hash, created_at, meta, context)"""
 
 
 def _record(row: Sequence[Any]) -> MemoryRecord:
@@ -163,7 +166,10 @@ class MemoryDB:
         return found
 
     def insert(self, conn: sqlite3.Connection, row: NewRow, now: float) -> int:
-        ns, user_id, session_id, kind, text, source, locator, digest, created_at, meta = row
+        """Insert a row and its FTS entry. A conversation turn's lexical context is its
+        neighbours in the session: the previous turn's text, and this text is added to the
+        previous turn's context (its "next")."""
+        ns, user_id, session_id, kind, text, source, locator, digest, created_at, meta, context = row
         cur = conn.execute(
             "INSERT INTO memories (ns, user_id, session_id, kind, text, source, locator, hash, "
             "created_at, updated_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -171,8 +177,17 @@ class MemoryDB:
              json.dumps(meta) if meta else None),
         )
         row_id = int(cur.lastrowid or 0)
-        conn.execute("INSERT INTO memories_fts (rowid, text, tags) VALUES (?, ?, ?)",
-                     (row_id, text, f"{namespace_tag(ns)} {kind_tag(kind)}"))
+        if context is None and kind == "turn" and session_id is not None:
+            prev = conn.execute("SELECT id, text FROM memories WHERE ns = ? AND session_id = ? AND id < ? "
+                                "AND kind = 'turn' ORDER BY id DESC LIMIT 1", (ns, session_id, row_id)).fetchone()
+            if prev is not None:
+                context = prev[1]
+                old = conn.execute("SELECT context FROM memories_fts WHERE rowid = ?", (prev[0],)).fetchone()
+                if old is not None:
+                    conn.execute("UPDATE memories_fts SET context = ? WHERE rowid = ?",
+                                 (f"{old[0] or ''}\n{text}".strip(), prev[0]))
+        conn.execute("INSERT INTO memories_fts (rowid, text, context, tags) VALUES (?, ?, ?, ?)",
+                     (row_id, text, context or "", f"{namespace_tag(ns)} {kind_tag(kind)}"))
         return row_id
 
     def touch(self, conn: sqlite3.Connection, row_id: int, now: float, session_id: str | None) -> None:
@@ -184,10 +199,15 @@ class MemoryDB:
                          [(h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in vectors.items()])
 
     def delete_ids(self, conn: sqlite3.Connection, ids: Sequence[int]) -> dict[str, list[int]]:
-        """Delete rows (and their FTS entries and orphaned vectors); return ns -> deleted ids."""
+        """Delete rows (and their FTS entries and orphaned vectors); return ns -> deleted ids.
+
+        A deleted turn's text also leaves its neighbours' lexical context.
+        """
         by_ns: dict[str, list[int]] = {}
         hashes: set[str] = set()
         ids = list(ids)
+        gone = set(ids)
+        around = {n for group in self.neighbours(ids, conn).values() for n in group} - gone
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             rows = conn.execute(f"SELECT id, ns, hash FROM memories WHERE id IN ({_marks(len(part))})", part)
@@ -197,7 +217,14 @@ class MemoryDB:
             conn.execute(f"DELETE FROM memories WHERE id IN ({_marks(len(part))})", part)
             conn.execute(f"DELETE FROM memories_fts WHERE rowid IN ({_marks(len(part))})", part)
         self._drop_orphan_vectors(conn, hashes)
+        for row_id in around:
+            self._refresh_context(conn, row_id)
         return by_ns
+
+    def _refresh_context(self, conn: sqlite3.Connection, row_id: int) -> None:
+        near = self.neighbours([row_id], conn).get(row_id, [])
+        texts = [r[0] for n in near for r in conn.execute("SELECT text FROM memories WHERE id = ?", (n,))]
+        conn.execute("UPDATE memories_fts SET context = ? WHERE rowid = ?", ("\n".join(texts), row_id))
 
     def _drop_orphan_vectors(self, conn: sqlite3.Connection, hashes: set[str]) -> None:
         # An embedding is derived from the text: once no row holds the text, it goes too.
@@ -255,13 +282,26 @@ class MemoryDB:
             params += list(kinds)
         return {row[0]: _record(row) for row in self.conn().execute(sql, params)}
 
-    def lexical(self, expression: str, limit: int) -> list[tuple[int, float]]:
-        """(row id, BM25 score, higher is better) for an FTS5 expression, best first."""
-        rows = self.conn().execute(
-            "SELECT rowid, bm25(memories_fts, 1.0, 0.0) AS s FROM memories_fts "
-            "WHERE memories_fts MATCH ? ORDER BY s LIMIT ?", (expression, limit),
-        )
-        return [(int(r), -float(s)) for r, s in rows]
+    def neighbours(self, ids: Sequence[int], conn: sqlite3.Connection | None = None) -> dict[int, list[int]]:
+        """The previous and next turn of the same session, for conversation turns."""
+        conn = conn or self.conn()
+        ids = list(ids)
+        if len(ids) > 500:
+            out: dict[int, list[int]] = {}
+            for start in range(0, len(ids), 500):
+                out.update(self.neighbours(ids[start:start + 500], conn))
+            return out
+        if not ids:
+            return {}
+        rows = conn.execute(
+            "SELECT c.id, "
+            "(SELECT m.id FROM memories m WHERE m.ns = c.ns AND m.session_id = c.session_id AND m.id < c.id "
+            " AND m.kind = 'turn' ORDER BY m.id DESC LIMIT 1), "
+            "(SELECT m.id FROM memories m WHERE m.ns = c.ns AND m.session_id = c.session_id AND m.id > c.id "
+            " AND m.kind = 'turn' ORDER BY m.id LIMIT 1) "
+            f"FROM memories c WHERE c.id IN ({_marks(len(ids))}) AND c.kind = 'turn' AND c.session_id IS NOT NULL",
+            list(ids))
+        return {r[0]: [n for n in r[1:] if n is not None] for r in rows}
 
     def list_records(self, namespaces: Sequence[str], kinds: Sequence[str] | None, limit: int,
                      offset: int = 0) -> list[MemoryRecord]:

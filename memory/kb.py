@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -72,6 +73,7 @@ def collect_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def _items(path: Path, size: int, overlap: int) -> list[MemoryItem]:
     items = []
+    title = re.sub(r"[_\-.]+", " ", path.stem)  # "refund_policy.md" is found by "refund policy"
     for segment in read_document(path):
         text = segment.text
         for number, chunk in enumerate(chunk_text(text, size=size, overlap=overlap)):
@@ -84,7 +86,7 @@ def _items(path: Path, size: int, overlap: int) -> list[MemoryItem]:
             meta = {"chunk": number, "start": chunk.start, "end": chunk.end}
             if segment.page is not None:
                 meta["page"] = segment.page
-            items.append(MemoryItem(text=chunk.text, kind="document", locator=locator, meta=meta))
+            items.append(MemoryItem(text=chunk.text, kind="document", locator=locator, meta=meta, context=title))
     return items
 
 

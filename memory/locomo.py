@@ -127,7 +127,7 @@ def turn_items(sample: dict[str, Any], variant: LocomoVariant) -> list[MemoryIte
             if variant.dates and date:
                 text = f"({date}) {text}"
             items.append(MemoryItem(text=text, kind="turn", session_id=f"session_{n}", source=str(turn["dia_id"]),
-                                    created_at=when, meta={"dia_id": turn["dia_id"], "date": date}))
+                                    created_at=when, meta={"dia_id": turn["dia_id"], "date": date, "speaker": turn.get("speaker")}))
     return items
 
 

@@ -113,3 +113,6 @@ class MemoryItem:
     locator: str | None = None
     created_at: float | None = None
     meta: dict[str, Any] | None = None
+    context: str | None = None
+    """Words that help find this memory without being part of it (weighted lower in the
+    lexical search, never shown); by default a turn's context is its session neighbours."""

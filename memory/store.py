@@ -29,10 +29,8 @@ from memory.catalog import IndexCatalog
 from memory.config import MemoryConfig
 from memory.db import MemoryDB, NewRow
 from memory.embedder import Embedder
-from memory.fusion import recency_ranking, rrf, rrf_max
-from memory.lexical import match_expression
+from memory.recall import Recall
 from memory.records import KINDS, Hit, MemoryItem, MemoryRecord, check_kinds, content_hash, namespace_for
-from memory.rewrite import rewrite_query
 from memory.vector_index import IndexParams
 
 __all__ = ["MemoryStore"]
@@ -62,6 +60,7 @@ class MemoryStore:
                              hnsw_ef_construction=cfg.hnsw_ef_construction, hnsw_ef_search=cfg.hnsw_ef_search)
         self.indexes = IndexCatalog(self.db, self.path / "index", params, embedder, self._lock,
                                     save_every=cfg.index_save_every)
+        self.recall = Recall(self.db, self.indexes, cfg)
         self._generation = self.db.generation()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -178,7 +177,7 @@ class MemoryStore:
             raise InputError(f"unknown memory kind {item_kind!r}: use one of {', '.join(KINDS)}")
         created = item.created_at if item.created_at is not None else time.time()
         return (ns, owner, item.session_id or session_id, item_kind, text, item.source or source,
-                item.locator, content_hash(text), float(created), item.meta)
+                item.locator, content_hash(text), float(created), item.meta, item.context)
 
     def _vectors(self, rows: Sequence[NewRow], vectors: Any) -> dict[str, np.ndarray]:
         """Embeddings to cache for these rows: the caller's, else embed the uncached texts once."""
@@ -251,36 +250,7 @@ class MemoryStore:
         kind_filter = check_kinds(kinds)
         namespaces = self._search_namespaces(user_id, kind_filter, include_shared)
         self._sync()
-        cfg = self.config
-        depth = max(cfg.candidates, k)
-        dense = self._dense(self._query_vector(query, vector), namespaces, depth * (3 if kind_filter else 1))
-        lexical: list[tuple[int, float]] = []
-        if cfg.hybrid and cfg.lexical_weight > 0:
-            text = rewrite_query(query) if cfg.query_rewrite else query
-            expression = match_expression(text, namespaces, kind_filter)
-            if expression:
-                lexical = self.db.lexical(expression, depth)
-        records = self.db.fetch(list({i for i, _ in dense} | {i for i, _ in lexical}), namespaces, kind_filter)
-        dense = [(i, s) for i, s in dense if i in records][:depth]
-        lexical = [(i, s) for i, s in lexical if i in records]
-        rankings: list[tuple[Sequence[int], float]] = [([i for i, _ in dense], 1.0),
-                                                       ([i for i, _ in lexical], cfg.lexical_weight)]
-        if cfg.recency_weight > 0:
-            rankings.append((recency_ranking({i: records[i].updated_at for i in records}), cfg.recency_weight))
-        fused = rrf(rankings, cfg.rrf_k)
-        best = sorted(fused, key=lambda i: (-fused[i], -i))[:k]
-        top = rrf_max([w for ranked, w in rankings if ranked], cfg.rrf_k)
-        sims, bm25 = dict(dense), dict(lexical)
-        return [Hit(**vars(records[i]), score=min(1.0, fused[i] / top), similarity=sims.get(i),
-                    bm25=bm25.get(i)) for i in best]
-
-    def _dense(self, vector: np.ndarray, namespaces: Sequence[str], depth: int) -> list[tuple[int, float]]:
-        found: list[tuple[int, float]] = []
-        for ns in namespaces:
-            found += self.indexes.get(ns).search(vector, depth)
-        found.sort(key=lambda p: -p[1])
-        floor = self.config.min_similarity
-        return [p for p in found if p[1] >= floor] if floor > 0 else found
+        return self.recall.search(query, self._query_vector(query, vector), k, namespaces, kind_filter)
 
     def _query_vector(self, query: str, vector: Any) -> np.ndarray:
         if vector is not None:

@@ -1,0 +1,94 @@
+"""Hybrid recall: how candidates are found, fused and ranked.
+
+1. dense: the nearest vectors in each namespace searched (cosine similarity);
+2. lexical: BM25 over the text and its context (see :mod:`memory.lexical`), on a rewrite
+   of the query into the words an answer would hold (see :mod:`memory.rewrite`);
+3. reciprocal rank fusion of the two rankings (and of recency, if weighted);
+4. conversational context: a turn next to a strong match in the same session shares
+   some of its score, since an answer often continues the turn that matched the question
+   ("What genre is it?" - "A mix of drama and romance!").
+
+The final fetch from SQLite filters on the caller's namespaces again: whatever the
+ranking does, a hit is always the caller's own or the shared knowledge base's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory.catalog import IndexCatalog
+from memory.config import MemoryConfig
+from memory.db import MemoryDB
+from memory.fusion import recency_ranking, rrf, rrf_max
+from memory.lexical import search_bm25
+from memory.records import Hit, MemoryRecord
+from memory.rewrite import rewrite_query
+
+__all__ = ["Recall"]
+
+
+@dataclass
+class Recall:
+    """The ranking pipeline of a store (its database, indexes and configuration)."""
+
+    db: MemoryDB
+    indexes: IndexCatalog
+    config: MemoryConfig
+
+    def search(self, query: str, vector: np.ndarray, k: int, namespaces: Sequence[str],
+               kinds: tuple[str, ...] | None) -> list[Hit]:
+        cfg = self.config
+        depth = max(cfg.candidates, k)
+        dense = self.dense(vector, namespaces, depth * (3 if kinds else 1))
+        lexical: list[tuple[int, float]] = []
+        if cfg.hybrid and cfg.lexical_weight > 0:
+            text = rewrite_query(query) if cfg.query_rewrite else query
+            size = sum(self.indexes.get(ns).live for ns in namespaces)
+            lexical = search_bm25(self.db.conn(), text, namespaces, kinds, limit=depth, size=size,
+                                  max_rows=cfg.lexical_max_rows, context_weight=cfg.context_weight)
+        records = self.db.fetch(list({i for i, _ in dense} | {i for i, _ in lexical}), namespaces, kinds)
+        dense = [(i, s) for i, s in dense if i in records][:depth]
+        lexical = [(i, s) for i, s in lexical if i in records]
+        rankings: list[tuple[Sequence[int], float]] = [([i for i, _ in dense], 1.0),
+                                                       ([i for i, _ in lexical], cfg.lexical_weight)]
+        if cfg.recency_weight > 0:
+            rankings.append((recency_ranking({i: records[i].updated_at for i in records}), cfg.recency_weight))
+        fused = rrf(rankings, cfg.rrf_k)
+        if cfg.neighbor_weight > 0 and fused:
+            fused = self.share_with_neighbours(fused, cfg.neighbor_weight, expand=max(2 * k, 20))
+            missing = [i for i in fused if i not in records]
+            records.update(self.db.fetch(missing, namespaces, kinds))
+        best = sorted((i for i in fused if i in records), key=lambda i: (-fused[i], -i))[:k]
+        top = rrf_max([w for ranked, w in rankings if ranked], cfg.rrf_k) * (1.0 + cfg.neighbor_weight)
+        sims, bm25 = dict(dense), dict(lexical)
+        return [_hit(records[i], min(1.0, fused[i] / top), sims.get(i), bm25.get(i)) for i in best]
+
+    def dense(self, vector: np.ndarray, namespaces: Sequence[str], depth: int) -> list[tuple[int, float]]:
+        found: list[tuple[int, float]] = []
+        for ns in namespaces:
+            found += self.indexes.get(ns).search(vector, depth)
+        found.sort(key=lambda p: -p[1])
+        floor = self.config.min_similarity
+        return [p for p in found if p[1] >= floor] if floor > 0 else found
+
+    def share_with_neighbours(self, scores: dict[int, float], weight: float, expand: int) -> dict[int, float]:
+        """Each turn gains ``weight`` times its best session neighbour's score; the
+        neighbours of the ``expand`` best candidates join the candidates."""
+        near = self.db.neighbours(list(scores))
+        leaders = set(sorted(scores, key=lambda i: -scores[i])[:expand])
+        out = dict(scores)
+        for row, around in near.items():
+            best = max((scores.get(n, 0.0) for n in around), default=0.0)
+            out[row] = scores[row] + weight * best
+            if row in leaders:
+                for n in around:
+                    if n not in scores:
+                        out[n] = max(out.get(n, 0.0), weight * scores[row])
+        return out
+
+
+def _hit(record: MemoryRecord, score: float, similarity: float | None, bm25: float | None) -> Hit:
+    return Hit(**vars(record), score=score, similarity=similarity, bm25=bm25)
