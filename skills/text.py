@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.options import GenerationOptions
 
-__all__ = ["STOPWORDS", "sentence_spans", "words", "content_words", "stem", "model_parameters", "ask_model"]
+__all__ = ["STOPWORDS", "sentence_spans", "words", "content_words", "stem", "model_parameters", "ask_model",
+           "closed_fence", "first_line_done"]
 
 STOPWORDS = frozenset("""
 a an the and or but if of at by for with about against between into through during before after above below
@@ -74,9 +75,35 @@ def model_parameters(backend: Any) -> int | None:
 
 
 def ask_model(backend: Any, system: str, user: str, *, max_new_tokens: int, stop: Sequence[str] = (),
-              history: Sequence[dict[str, str]] = ()) -> str:
-    """One greedy chat call, joined: skills want deterministic, reproducible answers."""
+              history: Sequence[dict[str, str]] = (), until: Callable[[str], bool] | None = None) -> str:
+    """One greedy chat call, joined: skills want deterministic, reproducible answers.
+
+    ``until(text_so_far)`` ends generation early once it is true (e.g. a code block has
+    closed): small models ramble on after the part a skill needs, and tokens cost time.
+    """
     options = GenerationOptions(temperature=0.0, max_new_tokens=max_new_tokens, repetition_penalty=1.1,
                                 stop=tuple(stop))
     messages = [{"role": "system", "content": system}, *history, {"role": "user", "content": user}]
-    return str(backend.stream(messages, options).text())
+    stream = backend.stream(messages, options)
+    if until is None:
+        return str(stream.text())
+    text = ""
+    for piece in stream:
+        text += piece
+        if until(text):
+            cancel = getattr(stream, "cancel", None)
+            if callable(cancel):
+                cancel()
+            break
+    return text
+
+
+def closed_fence(text: str) -> bool:
+    """True once ``text`` holds a complete fenced code block."""
+    return text.count("```") >= 2
+
+
+def first_line_done(text: str) -> bool:
+    """True once ``text`` has a non-empty line followed by a line break."""
+    stripped = text.lstrip()
+    return "\n" in stripped and bool(stripped.split("\n", 1)[0].strip())

@@ -34,6 +34,7 @@ def register(groups: Any) -> None:
     qa = groups.eval.add_parser("qa", parents=[common], help="SQuAD v1.1: exact match and F1 of /qa")
     qa.add_argument("--squad", required=True, metavar="FILE", help="SQuAD v1.1 JSON, e.g. dev-v1.1.json")
     qa.add_argument("--holdout", type=int, default=6, help="articles left out of the KB (abstention check)")
+    qa.add_argument("--extractive-only", action="store_true", help="no model calls: extractive figures only")
     qa.set_defaults(func=_eval_qa, limit_default=200)
 
     sm = groups.eval.add_parser("summarize", parents=[common], help="DialogSum: ROUGE-1/2/L of /summarize")
@@ -111,10 +112,11 @@ def _eval_qa(args: argparse.Namespace) -> int:
     cfg, backend = _backend(args)
     r = run_squad(args.squad, backend=backend, embedder=build_embedder(cfg.memory), limit=_limit(args),
                   config=cfg.skills.qa, holdout_articles=args.holdout, batch_size=args.batch_size,
-                  show_progress=not args.json)
+                  show_progress=not args.json, generate=not args.extractive_only)
     lines = [f"SQuAD v1.1: {r['questions']} questions, {r['passages_indexed']} passages in the KB, model {r['model']}"]
     for mode in ("extractive", "generative", "combined", "extractive_on_gold_paragraph"):
-        lines.append(f"  {mode:<30} EM {r[mode]['exact_match']:6.2f}  F1 {r[mode]['f1']:6.2f}")
+        if mode in r:
+            lines.append(f"  {mode:<30} EM {r[mode]['exact_match']:6.2f}  F1 {r[mode]['f1']:6.2f}")
     ab = r["abstention"]
     lines.append(f"  retrieval {r['retrieval']}")
     lines.append(f"  threshold {r['threshold']}: answered {ab['answerable_answered']}% of answerable, "

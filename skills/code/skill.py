@@ -19,7 +19,7 @@ from skills.code.extract import (
     wants_language,
 )
 from skills.config import CodeConfig, SandboxConfig, SkillsConfig
-from skills.text import ask_model
+from skills.text import ask_model, closed_fence
 
 __all__ = ["CodeSkill", "CodeOutcome", "CODE_SYSTEM"]
 
@@ -118,7 +118,7 @@ class CodeSkill:
                 break
             out.attempts = attempt + 1
             reply = ask_model(backend, CODE_SYSTEM.format(lang=lang), prompt, history=history,
-                              max_new_tokens=self.config.max_code_tokens)
+                              max_new_tokens=self.config.max_code_tokens, until=closed_fence)
             out.history.append(reply)
             block = best_block(extract_blocks(reply), lang)
             if block is None:

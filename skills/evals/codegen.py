@@ -17,6 +17,7 @@ from skills.code.extract import best_block, check_python, extract_blocks, strip_
 from skills.code.skill import CODE_SYSTEM
 from skills.config import SandboxConfig
 from skills.evals.common import Stopwatch, generate_many, progress
+from skills.text import closed_fence
 
 __all__ = ["humaneval_problems", "mbpp_problems", "run_code_eval", "program_for"]
 
@@ -87,7 +88,8 @@ def run_code_eval(problems: Sequence[dict[str, Any]], *, backend: Any, sandbox_c
     step = max(1, batch_size)
     for k in progress(range(0, len(chats), step), -(-len(chats) // step), f"{name}: generating", show_progress):
         with gen_clock.measure():
-            replies += generate_many(backend, chats[k:k + step], max_new_tokens=max_new_tokens, batch_size=batch_size)
+            replies += generate_many(backend, chats[k:k + step], max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                     until=closed_fence)
     passed, syntax_ok, limits = 0, 0, 0
     failures: list[dict[str, str]] = []
     for problem, reply in progress(list(zip(problems, replies, strict=False)), len(problems), f"{name}: testing", show_progress):

@@ -9,7 +9,7 @@ from typing import Any
 
 from skills.qa.extract import Span, best_span, ground
 from skills.qa.retrieve import Passage
-from skills.text import ask_model
+from skills.text import ask_model, first_line_done
 
 __all__ = ["Answer", "answer_from", "generate_answer", "combine", "QA_SYSTEM"]
 
@@ -43,7 +43,8 @@ def _prompt(question: str, passages: Sequence[Passage]) -> str:
 
 def generate_answer(backend: Any, question: str, passages: Sequence[Passage], max_tokens: int) -> str:
     """The model's own answer (one greedy call, first line, citation marks removed)."""
-    raw = ask_model(backend, QA_SYSTEM, _prompt(question, passages), max_new_tokens=max_tokens, stop=("\n\n",))
+    raw = ask_model(backend, QA_SYSTEM, _prompt(question, passages), max_new_tokens=max_tokens, stop=("\n\n",),
+                    until=first_line_done)
     line = next((ln.strip() for ln in raw.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(short )?answer:\s*", "", line, flags=re.IGNORECASE)
     return re.sub(r"\s*\[\d+\]", "", line).strip()

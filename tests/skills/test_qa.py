@@ -134,3 +134,6 @@ def test_squad_harness_on_a_tiny_file(tmp_path):
     assert r["extractive_on_gold_paragraph"]["f1"] > 0
     assert {"extractive", "generative", "combined", "retrieval", "abstention"} <= set(r)
     assert 0 <= r["combined"]["exact_match"] <= 100
+    fast = run_squad(path, backend=FakeBackend(), embedder=FakeEmbedder(dim=128), limit=None, holdout_articles=1,
+                     generate=False)
+    assert "extractive" in fast and "generative" not in fast
