@@ -1,9 +1,241 @@
-"""CLI commands of the toolbox part (filled in by its issue)."""
+"""Model toolbox commands: ``train lm``, ``eval lm``, ``export`` and ``data clean|chitchat``.
+
+The handlers parse, call :mod:`agent.toolbox` and print; everything heavy is imported
+inside them so ``llmos --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from agent.cli.common import add_config_arg
+
+__all__ = ["register"]
 
 
 def register(groups: Any) -> None:
     """Add this module's commands to the parser groups."""
+    _register_train(groups.train)
+    _register_eval(groups.eval)
+    _register_export(groups.top)
+    _register_data(groups.top)
+
+
+# ---- train lm ------------------------------------------------------------------------------
+def _register_train(train: Any) -> None:
+    p = train.add_parser("lm", help="fine-tune the chat model on conversations (LoRA by default)",
+                         description="Supervised fine-tuning with the loss on assistant tokens only. Runs the "
+                                     "same under `accelerate launch` or `torchrun` on several GPUs.")
+    p.add_argument("--data", required=True, metavar="FILE", help="JSONL conversations ({\"messages\": [...]} lines); "
+                   "with --distill-from: the prompts (JSONL or .txt, one per line)")
+    p.add_argument("--model", default="smollm2-135m", help="base model: preset, directory, .gguf or HF id")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="where the model, adapter and report go")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--lora", dest="lora", action="store_true", default=True, help="LoRA adapters (default)")
+    mode.add_argument("--full", dest="lora", action="store_false", help="fine-tune every weight instead")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--batch-size", type=int, default=4, help="conversations per device per step (default 4)")
+    p.add_argument("--grad-accum", type=int, default=2, help="gradient accumulation steps (default 2)")
+    p.add_argument("--max-length", type=int, default=512, help="cut conversations to N tokens (default 512)")
+    p.add_argument("--eval-data", metavar="FILE", help="held-out conversations (default: a split of --data)")
+    p.add_argument("--eval-fraction", type=float, default=0.1, help="held-out share of --data (default 0.1)")
+    p.add_argument("--max-eval", type=int, default=200, help="at most N held-out conversations (default 200)")
+    p.add_argument("--eval-steps", type=int, default=None, help="also log the held-out loss every N steps")
+    p.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps (default 50)")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start over even if checkpoints exist")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N conversations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--lora-targets", default="all-linear", help="module names, comma-separated (default all-linear)")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for GPU memory")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (try 1 on a busy shared machine)")
+    p.add_argument("--adapter-only", action="store_true", help="save only the LoRA adapter (DIR/adapter)")
+    p.add_argument("--distill-from", metavar="TEACHER", help="answer --data's prompts with TEACHER, then train on that")
+    p.add_argument("--teacher-max-tokens", type=int, default=128, help="longest teacher reply (default 128)")
+    p.add_argument("--teacher-batch-size", type=int, default=8)
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train_lm)
+
+
+def _train_lm(args: argparse.Namespace) -> int:
+    from agent.toolbox.sft import TrainConfig, train_lm
+
+    data, extra = args.data, {}
+    out = Path(args.output)
+    if args.distill_from:
+        from agent.toolbox.distill import generate_teacher_data
+
+        teacher = generate_teacher_data(args.distill_from, args.data, out / "teacher.jsonl",
+                                        batch_size=args.teacher_batch_size, max_new_tokens=args.teacher_max_tokens,
+                                        device=args.device, progress=not args.quiet)
+        data, extra = teacher["data"], {"distillation": teacher}
+        _note(f"teacher replies: {teacher['generated']} new, {teacher['reused']} reused -> {data}", args)
+    cfg = TrainConfig(
+        data=data, model=args.model, output_dir=out, lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+        lora_targets=args.lora_targets, epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
+        eval_data=args.eval_data, eval_fraction=args.eval_fraction, max_eval=args.max_eval,
+        eval_steps=args.eval_steps, save_steps=args.save_steps, resume=args.resume, limit=args.limit,
+        seed=args.seed, device=args.device, precision=args.precision,
+        gradient_checkpointing=args.gradient_checkpointing, threads=args.threads, merge=not args.adapter_only,
+        progress=not args.quiet, extra=extra)
+    report = train_lm(cfg)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    from agent.toolbox.metrics import format_table
+
+    keys = ("steps", "wall_s", "steps_per_s", "tokens_per_s", "train_loss", "perplexity_before",
+            "perplexity_after", "model_dir", "adapter_dir", "loss_curve")
+    print(format_table([(k, report[k]) for k in keys if report.get(k) is not None],
+                       title=f"train lm: {report['model']} ({'LoRA' if report['lora'] else 'full'}, "
+                             f"{report['device']} {report['precision']})"))
+    if report.get("model_dir"):
+        print(f"\nchat with it: llmos ask --model {report['model_dir']} \"hello\"")
+    return 0
+
+
+# ---- eval lm -------------------------------------------------------------------------------
+def _register_eval(ev: Any) -> None:
+    p = ev.add_parser("lm", help="perplexity on assistant tokens; BLEU, chrF and ROUGE-L of generated replies",
+                      description="Each conversation's last assistant message is the reference the model's "
+                                  "reply is scored against.")
+    p.add_argument("--data", required=True, metavar="FILE", help="JSONL conversations")
+    p.add_argument("--model", default="smollm2-135m", help="preset, directory (e.g. a train lm output), .gguf or HF id")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the JSON results here")
+    p.add_argument("--limit", type=int, default=None, help="only the first N conversations")
+    p.add_argument("--max-length", type=int, default=1024, help="cut conversations to N tokens for perplexity")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=64, help="longest generated reply (default 64)")
+    p.add_argument("--no-generate", dest="generate", action="store_false", help="perplexity only")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--quantization", choices=["int8", "8bit", "4bit"], default=None)
+    p.set_defaults(func=_eval_lm)
+
+
+def _eval_lm(args: argparse.Namespace) -> int:
+    from agent.toolbox.eval_lm import evaluate_lm, format_eval
+
+    result = evaluate_lm(args.data, args.model, limit=args.limit, max_length=args.max_length,
+                         batch_size=args.batch_size, generate=args.generate, max_new_tokens=args.max_new_tokens,
+                         device=args.device, dtype=args.dtype, quantization=args.quantization)
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_eval(result))
+    return 0
+
+
+# ---- export --------------------------------------------------------------------------------
+def _register_export(top: Any) -> None:
+    p = top.add_parser("export", help="export stored conversations as training data (JSONL)",
+                       description="Every session of the agent's conversation store becomes one "
+                                   "{\"messages\": [...]} line, ready for `llmos data clean` and `llmos train lm`.")
+    p.add_argument("--format", default="jsonl", choices=["jsonl"], help="output format (OpenAI messages JSONL)")
+    p.add_argument("-o", "--output", default="-", metavar="FILE", help="output file (default: stdout)")
+    p.add_argument("--store", metavar="FILE", help="conversations.sqlite3 to read (default: the config's)")
+    p.add_argument("--user", action="append", help="only this user (repeatable)")
+    p.add_argument("--system", help="prepend this system message to every conversation")
+    p.add_argument("--no-ids", dest="ids", action="store_false", help="leave out session and user ids")
+    p.add_argument("--min-turns", type=int, default=1, help="skip sessions with fewer replies (default 1)")
+    add_config_arg(p)
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from agent.toolbox.export import export_store, store_path_for
+
+    store = Path(args.store) if args.store else store_path_for(args.config)
+    convs = export_store(store, users=args.user, system=args.system, include_ids=args.ids, min_turns=args.min_turns)
+    if args.output == "-":
+        count = 0
+        for conv in convs:
+            sys.stdout.write(json.dumps(conv, ensure_ascii=False) + "\n")
+            count += 1
+    else:
+        from agent.toolbox.conversations import write_conversations
+
+        count = write_conversations(convs, args.output)
+    print(f"exported {count} conversations from {store}", file=sys.stderr)
+    return 0
+
+
+# ---- data clean | chitchat -----------------------------------------------------------------
+def _register_data(top: Any) -> None:
+    data = top.add_parser("data", help="clean or convert conversation data for training")
+    sub = data.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    clean = sub.add_parser("clean", help="normalise, filter, de-duplicate and optionally mask personal data")
+    clean.add_argument("input", metavar="IN", help="JSONL conversations")
+    clean.add_argument("-o", "--output", required=True, metavar="OUT")
+    _cleaning_args(clean)
+    clean.set_defaults(func=_data_clean)
+    chat = sub.add_parser("chitchat", help="convert the chitchat-dataset corpus (4,018 two-person chats)")
+    chat.add_argument("-o", "--output", required=True, metavar="OUT")
+    chat.add_argument("--limit", type=int, default=None, help="only the first N conversations")
+    chat.add_argument("--system", help="a system message to put first in every conversation")
+    chat.add_argument("--raw", action="store_true", help="skip cleaning (normalisation, filters, de-duplication)")
+    _cleaning_args(chat)
+    chat.set_defaults(func=_data_chitchat)
+
+
+def _cleaning_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mask-pii", action="store_true", help="replace e-mails, phone and card numbers by placeholders")
+    p.add_argument("--no-dedup", dest="dedup", action="store_false", help="keep exact duplicates")
+    p.add_argument("--near-dup", type=float, default=0.85, metavar="J",
+                   help="drop near duplicates at word-3-gram Jaccard >= J (default 0.85; 0 turns it off)")
+    p.add_argument("--min-assistant-turns", type=int, default=1)
+    p.add_argument("--min-chars", type=int, default=1, help="drop shorter conversations (all messages)")
+    p.add_argument("--max-chars", type=int, default=20_000, help="drop longer conversations (all messages)")
+    p.add_argument("--max-message-chars", type=int, default=8_000, help="drop conversations with a longer message")
+    p.add_argument("--report", metavar="FILE", help="write the cleaning report as JSON (default: OUT.report.json)")
+
+
+def _clean_and_write(convs: Any, args: argparse.Namespace) -> int:
+    from agent.toolbox.clean import CleanOptions, clean_conversations
+    from agent.toolbox.conversations import write_conversations
+
+    options = CleanOptions(mask_pii=args.mask_pii, dedup=args.dedup, near_dup_threshold=args.near_dup or None,
+                           min_assistant_turns=args.min_assistant_turns, min_chars=args.min_chars,
+                           max_chars=args.max_chars, max_message_chars=args.max_message_chars)
+    kept, report = clean_conversations(convs, options)
+    write_conversations(kept, args.output)
+    report_path = Path(args.report or f"{args.output}.report.json")
+    report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    print(f"{report.summary()}\nwrote {args.output} (report: {report_path})")
+    return 0
+
+
+def _data_clean(args: argparse.Namespace) -> int:
+    from agent.toolbox.conversations import iter_conversations
+
+    return _clean_and_write(iter_conversations(args.input), args)
+
+
+def _data_chitchat(args: argparse.Namespace) -> int:
+    from agent.toolbox.chitchat import chitchat_conversations
+
+    convs = chitchat_conversations(limit=args.limit, system=args.system)
+    if args.raw:
+        from agent.toolbox.conversations import write_conversations
+
+        count = write_conversations(convs, args.output)
+        print(f"wrote {count} conversations to {args.output}")
+        return 0
+    return _clean_and_write(convs, args)
+
+
+def _note(message: str, args: argparse.Namespace) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
