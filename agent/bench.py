@@ -130,7 +130,7 @@ def _turn_stages(name: str, turns: int) -> dict[str, Any]:
 
 
 def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = False,
-              memory: bool = False) -> int:
+              memory: bool = False, quant: bool = False, server: bool = False) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -165,6 +165,14 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
         from memory.bench import bench_memory
 
         results["memory"] = bench_memory()
+    if quant:
+        from agent.toolbox.quantbench import bench_quantization
+
+        results["quantization"] = bench_quantization(name)
+    if server:
+        from agent.server.bench import bench_server
+
+        results["server"] = bench_server(clients=(1, 4, 8, 16))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     results["targets"] = {
         "decode_tokens_per_s>=30": results["decode_tokens_per_s"] >= 30,

@@ -43,6 +43,8 @@ def register(groups: Any) -> None:
     bench.add_argument("--model", default=None, help="model to measure (default: the embedded default)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats, no cold conversion (noisier figures)")
     bench.add_argument("--memory", action="store_true", help="also benchmark the memory store (slower)")
+    bench.add_argument("--quant", action="store_true", help="also compare fp32 / bf16 / int8 (and 8/4-bit on GPU)")
+    bench.add_argument("--server", action="store_true", help="also drive llmos serve over loopback at N=1,4,8,16")
     bench.set_defaults(func=_bench)
 
 
@@ -114,4 +116,5 @@ def _chat(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from agent.bench import run_bench
 
-    return run_bench(model=args.model, as_json=args.json, quick=args.quick, memory=args.memory)
+    return run_bench(model=args.model, as_json=args.json, quick=args.quick, memory=args.memory,
+                     quant=args.quant, server=args.server)
