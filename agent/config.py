@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
 from agent.options import GenerationOptions
+from agent.server.config import ServerConfig
 from agent.understand.config import UnderstandConfig
 from memory.config import MemoryConfig
 from skills.config import SkillsConfig
@@ -108,6 +109,7 @@ class AgentConfig(_Frozen):
     memory: MemoryConfig = MemoryConfig()
     understanding: UnderstandConfig = UnderstandConfig()
     skills: SkillsConfig = SkillsConfig()
+    server: ServerConfig = ServerConfig()
     data_dir: Path | None = None
     """Conversations and memories; default: the platform's user data directory."""
     max_input_chars: int = Field(32_000, ge=1)

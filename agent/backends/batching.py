@@ -1,0 +1,457 @@
+"""Continuous batching for the local transformers backend.
+
+:class:`LanguageModel.stream` decodes one sequence at a time under a lock, so concurrent
+clients queue behind each other. On a CPU (and a GPU) a decode step is dominated by reading
+the weights, so decoding 8 sequences in one forward pass costs little more than decoding
+one. :class:`BatchingBackend` runs one scheduler thread that owns the model:
+
+- a request arriving while the scheduler is idle waits ``window_ms`` for others to join;
+- new sequences are prefilled one by one (no padding waste), between decode steps, at most
+  ``max_prefill_tokens`` prompt tokens at a time so running streams keep flowing;
+- every step runs ONE forward pass over all running sequences: their key/value caches sit
+  left-padded in one batch (an attention mask hides the padding, position ids count each
+  sequence's own tokens), so each sequence sees exactly what it would see alone;
+- sequences leave when they finish, are cancelled or their consumer goes away; the batch
+  is compacted and the all-padding columns on the left are trimmed.
+
+Each sequence has its own sampling options (temperature, top-k/p, repetition penalty, seed)
+and its own queue of token ids; the consumer thread turns ids into text with the same
+:func:`~agent.models.textstream.stream_text` machinery as the single-stream path. Greedy
+output matches single-stream decoding up to floating-point ties.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+from agent.backends.base import Message
+from agent.errors import BackendError, InputError
+from agent.models.model import LanguageModel
+from agent.models.textstream import TextStream, stream_text
+from agent.options import GenerationOptions
+
+__all__ = ["BatchingBackend"]
+
+log = logging.getLogger(__name__)
+
+_CLOSE = object()
+
+
+class _Request:
+    """One sequence: its prompt, options, and the queue its token ids go to."""
+
+    def __init__(self, ids: list[int], options: GenerationOptions, budget: int, out: TextStream) -> None:
+        self.ids = ids
+        self.options = options
+        self.budget = budget
+        self.out = out
+        self.tokens: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.abandoned = False
+        self.generated = 0
+        self.rng: Any = None
+
+    @property
+    def dead(self) -> bool:
+        return self.abandoned or self.out.cancelled
+
+    def finish(self, reason: str | None = None, error: BaseException | None = None) -> None:
+        if self.out.cancelled:
+            self.out.finish_reason = "cancelled"
+        elif reason is not None:
+            self.out.finish_reason = reason
+        if error is not None:
+            self.tokens.put(error)
+        self.tokens.put(None)
+
+
+class _Batch:
+    """The running sequences: their rows in one left-padded key/value cache (transformers'
+    ``DynamicCache``; rows are merged and dropped here, between steps)."""
+
+    def __init__(self, vocab: int, device: Any) -> None:
+        self.vocab = vocab
+        self.device = device
+        self.rows: list[_Request] = []
+        self.cache: Any = None
+        self.mask: Any = None  # [B, T] 1 = real token, 0 = padding
+        self.positions: Any = None  # [B] tokens each row holds (its next position id)
+        self.pending: Any = None  # [B] the token each row feeds next
+        self.seen: Any = None  # [B, V] token ids in each row's context (repetition penalty)
+        self.padded = False
+
+    @staticmethod
+    def new_cache(layers: list[tuple[Any, Any]] | None = None) -> Any:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        cache = DynamicCache()
+        for keys, values in layers or ():
+            layer = DynamicLayer()
+            layer.update(keys, values)
+            cache.layers.append(layer)
+        return cache
+
+    def reset(self) -> None:
+        self.rows, self.cache, self.padded = [], None, False
+        self.mask = self.positions = self.pending = self.seen = None
+
+    @property
+    def width(self) -> int:
+        return int(self.mask.shape[1]) if self.mask is not None else 0
+
+    def add(self, joining: list[tuple[_Request, Any, int]]) -> None:
+        """Merge prefilled sequences (request, their cache, first token) into the batch,
+        right-aligned: shorter rows get padding on the left."""
+        import torch
+        from torch.nn.functional import pad
+
+        caches = ([self.cache] if self.rows else []) + [c for _, c, _ in joining]
+        lengths = [c.get_seq_length() for _, c, _ in joining]
+        width = max([self.width, *lengths])
+
+        def stack(tensors: list[Any]) -> Any:  # [b, heads, t, dim] each, padded to width
+            return torch.cat([pad(t, (0, 0, width - t.shape[-2], 0)) for t in tensors])
+
+        self.cache = self.new_cache([(stack([c.layers[i].keys for c in caches]),
+                                      stack([c.layers[i].values for c in caches]))
+                                     for i in range(len(caches[0].layers))])
+        new_mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], dtype=torch.long, device=self.device)
+        new_pos = torch.tensor(lengths, dtype=torch.long, device=self.device)
+        new_pending = torch.tensor([t for _, _, t in joining], dtype=torch.long, device=self.device)
+        new_seen = torch.zeros(len(joining), self.vocab, dtype=torch.bool, device=self.device)
+        for i, (req, _, token) in enumerate(joining):
+            new_seen[i, torch.tensor(req.ids + [token], device=self.device)] = True
+        if self.rows:
+            self.mask = torch.cat([pad(self.mask, (width - self.width, 0)), new_mask])
+            self.positions = torch.cat([self.positions, new_pos])
+            self.pending = torch.cat([self.pending, new_pending])
+            self.seen = torch.cat([self.seen, new_seen])
+        else:
+            self.mask, self.positions, self.pending, self.seen = new_mask, new_pos, new_pending, new_seen
+        self.rows.extend(req for req, _, _ in joining)
+        self.padded = bool((self.mask == 0).any())
+
+    def keep(self, keep: list[int]) -> None:
+        """Drop every row not in ``keep``, then trim columns that are padding in all rows."""
+        if not keep:
+            self.reset()
+            return
+        import torch
+
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        mask = self.mask.index_select(0, index)
+        first = int(mask.any(0).nonzero()[0])
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[:, :, first:]
+            layer.values = layer.values.index_select(0, index)[:, :, first:]
+        self.mask = mask[:, first:]
+        self.positions = self.positions.index_select(0, index)
+        self.pending = self.pending.index_select(0, index)
+        self.seen = self.seen.index_select(0, index)
+        self.rows = [self.rows[i] for i in keep]
+        self.padded = bool((self.mask == 0).any())
+
+
+def _choose(logits: Any, rows: Sequence[_Request], seen: Any) -> Any:
+    """Next token per row: repetition penalty, then greedy or temperature/top-k/top-p sampling
+    (the order transformers' ``generate`` applies them in)."""
+    import torch
+
+    penalty = torch.tensor([[r.options.repetition_penalty] for r in rows], dtype=logits.dtype, device=logits.device)
+    logits = torch.where(seen, torch.where(logits < 0, logits * penalty, logits / penalty), logits)
+    tokens = logits.argmax(-1)
+    for i, req in enumerate(rows):
+        opts = req.options
+        if opts.greedy:
+            continue
+        row = logits[i] / opts.temperature
+        if opts.top_k and opts.top_k < row.shape[-1]:
+            kth = torch.topk(row, opts.top_k).values[-1]
+            row = row.masked_fill(row < kth, float("-inf"))
+        if opts.top_p < 1.0:
+            ordered, order = torch.sort(row, descending=True)
+            cumulative = ordered.softmax(-1).cumsum(-1)
+            drop = cumulative - ordered.softmax(-1) >= opts.top_p  # keep the token that crosses top_p
+            row = row.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+        if req.rng is None and opts.seed is not None:
+            req.rng = torch.Generator(device=row.device).manual_seed(opts.seed)
+        tokens[i] = torch.multinomial(row.softmax(-1), 1, generator=req.rng)[0]
+    return tokens
+
+
+class _Scheduler:
+    """The thread that owns the model: admits, prefills and decodes, one step at a time."""
+
+    def __init__(self, lm: LanguageModel, max_batch_size: int, window_ms: float, max_prefill_tokens: int) -> None:
+        self.lm = lm
+        self.max_batch_size = max_batch_size
+        self.window_s = window_ms / 1000.0
+        self.max_prefill_tokens = max_prefill_tokens
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.waiting: deque[_Request] = deque()
+        self.batch: _Batch | None = None
+        self.thread: threading.Thread | None = None
+        self.started = threading.Lock()
+        self.closed = False
+        self.keep_logits = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+        # Other users of the same LanguageModel (its own stream()) take this lock too.
+        self.model_lock: Any = getattr(lm, "_lock", None) or nullcontext()
+        self.steps = 0
+        self.batched_rows = 0
+
+    def submit(self, req: _Request) -> None:
+        if self.closed:
+            raise BackendError("the batching backend was closed: restart the server")
+        with self.started:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="llmos-batching", daemon=True)
+                self.thread.start()
+        self.inbox.put(req)
+
+    def close(self) -> None:
+        self.closed = True
+        self.inbox.put(_CLOSE)
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        import torch
+
+        vocab = int(self.lm.model.get_output_embeddings().weight.shape[0])
+        self.batch = _Batch(vocab, self.lm.model.device)
+        with torch.inference_mode():
+            while True:
+                if not self._admit():
+                    break
+                if self.batch.rows:
+                    try:
+                        self._step()
+                    except Exception as exc:  # fail the running sequences, keep serving
+                        log.exception("batched decode step failed")
+                        self._fail_all(exc)
+        self._fail_all(BackendError("the batching backend was closed"))
+
+    def _take(self, block: bool) -> bool:
+        """Move requests from the inbox to the waiting line; False once closed."""
+        try:
+            item = self.inbox.get(block=block)
+        except queue.Empty:
+            return True
+        if item is _CLOSE:
+            return False
+        self.waiting.append(item)
+        if block and self.window_s:  # idle until now: give concurrent requests a moment to join
+            deadline = time.monotonic() + self.window_s
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    item = self.inbox.get(timeout=left)
+                except queue.Empty:
+                    break
+                if item is _CLOSE:
+                    return False
+                self.waiting.append(item)
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return True
+            if item is _CLOSE:
+                return False
+            self.waiting.append(item)
+
+    def _admit(self) -> bool:
+        assert self.batch is not None
+        if not self._take(block=not self.batch.rows and not self.waiting):
+            return False
+        if any(req.dead for req in self.waiting):  # wake consumers that gave up while queued
+            for req in [r for r in self.waiting if r.dead]:
+                self.waiting.remove(req)
+                req.finish()
+        budget = self.max_prefill_tokens
+        joining: list[tuple[_Request, Any, int]] = []
+        while self.waiting and len(self.batch.rows) + len(joining) < self.max_batch_size:
+            req = self.waiting[0]
+            if req.dead:
+                self.waiting.popleft().finish()
+                continue
+            if joining and len(req.ids) > budget:
+                break
+            self.waiting.popleft()
+            budget -= len(req.ids)
+            try:
+                prefilled = self._prefill(req)
+            except Exception as exc:
+                log.exception("prefill failed")
+                req.finish(error=exc)
+                continue
+            if prefilled is not None:
+                joining.append(prefilled)
+        if joining:
+            self.batch.add(joining)
+        return True
+
+    def _prefill(self, req: _Request) -> tuple[_Request, Any, int] | None:
+        import torch
+
+        assert self.batch is not None
+        cache = self.batch.new_cache()
+        ids = torch.tensor([req.ids], dtype=torch.long, device=self.batch.device)
+        kwargs = {"logits_to_keep": 1} if self.keep_logits else {}
+        with self.model_lock:
+            out = self.lm.model(input_ids=ids, past_key_values=cache, use_cache=True, **kwargs)
+        logits = out.logits[:, -1, :].float()
+        seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=logits.device)
+        seen[0, ids[0]] = True
+        token = int(_choose(logits, [req], seen)[0])
+        if not self._emit(req, token):
+            return None
+        return req, cache, token
+
+    def _emit(self, req: _Request, token: int) -> bool:
+        """Hand a token to its consumer; False when the sequence is over."""
+        if req.dead:
+            req.finish()
+            return False
+        if token in self.lm.eos_token_ids:
+            req.finish()
+            return False
+        req.generated += 1
+        req.out.completion_tokens += 1
+        req.tokens.put(token)
+        if req.generated >= req.budget:
+            req.finish("length")
+            return False
+        return True
+
+    def _step(self) -> None:
+        import torch
+
+        batch = self.batch
+        assert batch is not None
+        live = [i for i, r in enumerate(batch.rows) if not r.dead]
+        if len(live) < len(batch.rows):
+            for r in batch.rows:
+                if r.dead:
+                    r.finish()
+            batch.keep(live)
+            if not batch.rows:
+                return
+        mask = None
+        if batch.padded:
+            ones = torch.ones(len(batch.rows), 1, dtype=torch.long, device=batch.device)
+            mask = torch.cat([batch.mask, ones], dim=1)
+        with self.model_lock:
+            out = self.lm.model(input_ids=batch.pending[:, None], attention_mask=mask,
+                                position_ids=batch.positions[:, None], past_key_values=batch.cache, use_cache=True)
+        batch.mask = torch.nn.functional.pad(batch.mask, (0, 1), value=1)
+        batch.positions += 1
+        tokens = _choose(out.logits[:, -1, :].float(), batch.rows, batch.seen)
+        batch.seen[torch.arange(len(batch.rows), device=batch.device), tokens] = True
+        batch.pending = tokens
+        self.steps += 1
+        self.batched_rows += len(batch.rows)
+        keep = [i for i, (req, token) in enumerate(zip(batch.rows, tokens.tolist(), strict=True)) if self._emit(req, token)]
+        if len(keep) < len(batch.rows):
+            batch.keep(keep)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        error = exc if isinstance(exc, BackendError) else BackendError(f"batched generation failed: {exc}")
+        rows = list(self.batch.rows) if self.batch is not None else []
+        while self.waiting:
+            rows.append(self.waiting.popleft())
+        for req in rows:
+            req.finish(error=error)
+        if self.batch is not None:
+            self.batch.keep([])
+
+
+class BatchingBackend:
+    """A :class:`~agent.backends.base.Backend` that batches concurrent generations of one
+    local :class:`LanguageModel` (decoder-only models with full attention).
+
+    Use :meth:`supports` to check a model; :func:`batching_backend` falls back to the
+    single-stream :class:`~agent.backends.local.TransformersBackend` when it is not.
+    """
+
+    def __init__(self, model: LanguageModel, *, max_batch_size: int = 16, window_ms: float = 5.0,
+                 max_prefill_tokens: int = 2048) -> None:
+        if not self.supports(model):
+            raise BackendError(f"{model.name} cannot be batched (encoder-decoder or sliding-window attention): "
+                               "use the transformers backend without batching")
+        self.model = model
+        self.name = model.name
+        self.context_window = model.context_window
+        self._scheduler = _Scheduler(model, max_batch_size, window_ms, max_prefill_tokens)
+
+    @staticmethod
+    def supports(model: LanguageModel) -> bool:
+        """Decoder-only, full attention everywhere (a sliding window needs its own cache)."""
+        if model.is_seq2seq:
+            return False
+        config = model.model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        kinds = getattr(text, "layer_types", None) or ()
+        if any(kind != "full_attention" for kind in kinds):
+            return False
+        return not (getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True))
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Average rows per decode step so far (how much batching actually happened)."""
+        s = self._scheduler
+        return round(s.batched_rows / s.steps, 2) if s.steps else 0.0
+
+    def count_tokens(self, text: str) -> int:
+        return self.model.count_tokens(text)
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> TextStream:
+        lm = self.model
+        ids = lm.encode_prompt(lm.format_chat(list(messages)))
+        if not ids:
+            raise InputError("the prompt is empty after tokenization: give the model some text")
+        if len(ids) >= lm.context_window:
+            raise InputError(f"the prompt is {len(ids)} tokens but {lm.name} reads at most {lm.context_window}; "
+                             "shorten it")
+        out = TextStream(prompt_tokens=len(ids))
+        budget = max(1, min(options.max_new_tokens, lm.context_window - len(ids)))
+        return out.attach(stream_text(self._token_ids(_Request(ids, options, budget, out)), lm.tokenizer,
+                                      options.stop))
+
+    def _token_ids(self, req: _Request) -> Iterator[int]:
+        self._scheduler.submit(req)  # on first next(): generation starts when the consumer reads
+        try:
+            while True:
+                item = req.tokens.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    if isinstance(item, BackendError):
+                        raise item
+                    raise BackendError(f"generation failed in {self.name}: {item}") from item
+                yield item
+        finally:
+            req.abandoned = True  # a stop string or a closed consumer: the scheduler drops the row
+
+    def close(self) -> None:
+        self._scheduler.close()
+
+
+def batching_backend(model: LanguageModel, **kwargs: Any) -> Any:
+    """A :class:`BatchingBackend` for ``model``, or the single-stream backend when it cannot batch."""
+    if BatchingBackend.supports(model):
+        return BatchingBackend(model, **kwargs)
+    from agent.backends.local import TransformersBackend
+
+    log.info("%s cannot be batched; serving it one generation at a time", model.name)
+    return TransformersBackend(model)
+
+
+__all__ += ["batching_backend"]

@@ -1,0 +1,92 @@
+"""The FastAPI application: :func:`create_app` around an agent, :func:`build_served_agent`
+to make that agent from a config (with the batching backend for a local model)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from agent.config import AgentConfig
+from agent.models.embedded import Progress
+from agent.server.config import ServerConfig
+from agent.server.errors import install_error_handlers
+from agent.server.limits import BodyLimitMiddleware
+from agent.server.state import ServerState
+
+__all__ = ["create_app", "build_served_agent"]
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """An llmos agent behind the OpenAI chat-completions API, plus a session API for
+support integrations. Authenticate with `Authorization: Bearer KEY` (keys are configured in
+`server.api_keys`; without keys only loopback clients are served)."""
+
+
+def build_served_agent(config: AgentConfig, progress: Progress | None = None) -> Any:
+    """The agent ``llmos serve`` runs: for a local transformers model, concurrent requests
+    share one batching backend; everything else is as :class:`~agent.dialogue.Agent` builds it."""
+    from agent.dialogue import Agent
+
+    backend = None
+    batching = config.server.batching
+    if config.server.torch_threads and config.model.backend == "transformers":
+        import torch
+
+        torch.set_num_threads(config.server.torch_threads)
+    if config.model.backend == "transformers" and batching.enabled:
+        from agent.backends.batching import batching_backend
+        from agent.models.loader import load_model
+
+        m = config.model
+        # The batching scheduler runs transformers' forward itself, so the single-stream
+        # fast decoder would only hold a second copy of the weights.
+        model = load_model(m.name, device=m.device, dtype=m.dtype, quantization=m.quantization, fast=False,
+                           progress=progress)
+        backend = batching_backend(model, max_batch_size=batching.max_batch_size, window_ms=batching.window_ms,
+                                   max_prefill_tokens=batching.max_prefill_tokens)
+    return Agent(config, backend=backend, progress=progress)
+
+
+def create_app(agent: Any, config: ServerConfig | None = None) -> FastAPI:
+    """The HTTP app serving ``agent`` (an :class:`~agent.dialogue.Agent`).
+
+    ``config`` defaults to the agent's ``server`` section. The app does not close the agent:
+    whoever made it does.
+    """
+    from agent.server import openai_routes, session_routes
+
+    config = config or agent.config.server
+    state = ServerState.build(agent, config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(title="llmos", description=_DESCRIPTION, version=_version(), lifespan=lifespan)
+    app.state.llmos = state
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(openai_routes.router)
+    app.include_router(session_routes.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness: the server answers and which model it serves (no auth needed)."""
+        s: ServerState = request.app.state.llmos
+        return {"status": "ok", "model": s.agent_model, "backend": s.backend_model}
+
+    return app
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("llmos")
+    except Exception:  # running from a source tree that is not installed
+        return "0.0.0"

@@ -1,0 +1,202 @@
+"""The OpenAI-compatible endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Two model ids are served. The agent's (``server.model_alias``, default the agent's name;
+also any id the server does not know, so clients with a hard-coded model name work) runs
+the whole dialogue pipeline: intent, sentiment, memory, skills, handoff, stored sessions
+(see :mod:`agent.server.turns` for how requests map onto sessions). The backend model's own
+id is a plain stateless model call, as vLLM would answer it; that is what a second llmos
+agent uses when it points its ``openai`` backend at this server.
+
+Replies carry the pipeline's findings in an ``llmos`` field that OpenAI clients ignore
+(``completion.model_extra["llmos"]`` in the official Python client).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from agent.models.textstream import TextStream
+from agent.options import GenerationOptions
+from agent.server.errors import ApiError, describe_exception, error_payload
+from agent.server.overrides import merged_options, request_options
+from agent.server.routing import Caller, CheckedRoute, get_state
+from agent.server.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage
+from agent.server.state import ServerState
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse
+from agent.server.turns import (
+    finish_turn,
+    openai_finish,
+    prepare_turn,
+    reply_meta,
+    run_turn,
+    split_conversation,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=CheckedRoute, tags=["openai"])
+
+
+@router.get("/v1/models")
+async def list_models(request: Request, who: Caller) -> dict[str, Any]:
+    """The served model ids: the agent (full pipeline) and its backend model (plain calls)."""
+    state = get_state(request)
+    ids = [(state.agent_model, "llmos")]
+    if state.backend_model != state.agent_model:
+        ids.append((state.backend_model, "llmos-backend"))
+    return {"object": "list",
+            "data": [{"id": i, "object": "model", "created": state.started, "owned_by": o} for i, o in ids]}
+
+
+@router.post("/v1/chat/completions", responses={200: {"model": ChatCompletion,
+                                                       "description": "a completion, or server-sent events"}})
+async def chat_completions(body: ChatCompletionRequest, request: Request,
+                           who: Caller) -> Any:
+    """OpenAI chat completions; ``stream: true`` answers with server-sent events."""
+    state = get_state(request)
+    if body.n not in (None, 1):
+        raise ApiError(400, "n > 1 is not supported: ask for one choice per request", param="n")
+    if len(body.messages) > state.config.max_messages:
+        raise ApiError(400, f"too many messages ({len(body.messages)}; the limit is {state.config.max_messages}): "
+                            "send the recent ones, or continue a stored session with session_id", param="messages")
+    user = who.resolve_user(body.user)
+    options = merged_options(state.agent.config.generation, body.overrides())
+    plain = body.model == state.backend_model and body.model != state.agent_model
+    reply_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    model = body.model if plain else state.agent_model
+    head = _Head(reply_id, created, model)
+    usage = bool(body.stream_options and body.stream_options.include_usage)
+    release = state.limiter.acquire(who)
+    if plain:
+        try:
+            return await _plain(state, body.messages, options, body.stream, usage, head, release)
+        except BaseException:
+            release()
+            raise
+    history, text = split_conversation(body.messages)
+
+    def start() -> Source:
+        prepared = prepare_turn(state, user, body.session_id, history, text)
+        return Source(prepared.turn, prepared.turn.cancel, lambda: finish_turn(state, prepared), prepared)
+
+    if not body.stream:
+        try:
+            reply = await state.call(_with_options(lambda: run_turn(state, start().info), options))
+        finally:
+            release()
+        payload = head.completion(reply.text, reply.finish_reason, reply.tokens.prompt, reply.tokens.completion)
+        payload["llmos"] = reply_meta(reply)
+        return JSONResponse(payload, headers={"X-Llmos-Session": reply.session_id})
+    try:
+        pump = Pump(start, executor=state.executor, options=options, on_exit=release)
+    except BaseException:
+        release()
+        raise
+    session = (await pump.started()).info.turn.session_id
+    return StreamingResponse(_events(pump, head, usage, {"session_id": session, "user_id": user}),
+                             media_type="text/event-stream", headers={**SSE_HEADERS, "X-Llmos-Session": session})
+
+
+def _with_options(fn: Callable[..., Any], options: GenerationOptions) -> Callable[..., Any]:
+    def run(*args: Any) -> Any:
+        with request_options(options):
+            return fn(*args)
+
+    return run
+
+
+class _Head:
+    """The fields every chunk of one reply repeats."""
+
+    def __init__(self, reply_id: str, created: int, model: str) -> None:
+        self.id, self.created, self.model = reply_id, created, model
+        # Content chunks differ only in their text: build the JSON around it once.
+        prefix, _, suffix = sse(self.chunk({"content": "\x00"})).partition('"\\u0000"')
+        self._prefix, self._suffix = prefix, suffix
+
+    def content_event(self, text: str) -> str:
+        """The SSE event for one content piece (same bytes as ``sse(chunk(...))``)."""
+        return self._prefix + json.dumps(text, ensure_ascii=False) + self._suffix
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+
+    def usage_chunk(self, prompt: int, completion: int) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [], "usage": _usage(prompt, completion)}
+
+    def completion(self, text: str, finish: str | None, prompt: int, completion: int) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": openai_finish(finish), "logprobs": None}],
+                "usage": _usage(prompt, completion)}
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def _events(pump: Pump, head: _Head, usage: bool, first: dict[str, Any] | None) -> AsyncIterator[str]:
+    """The SSE body; closing it (the client went away) cancels the generation."""
+    try:
+        opening = head.chunk({"role": "assistant", "content": ""})
+        if first is not None:
+            opening["llmos"] = first
+        yield sse(opening)
+        async for kind, value in pump:
+            if kind == "pieces":
+                yield "".join(head.content_event(piece) for piece in value)
+            elif kind == "done":
+                prompt, completion, reason, extra = _result(value)
+                yield sse(head.chunk({}, openai_finish(reason), **extra))
+                if usage:
+                    yield sse(head.usage_chunk(prompt, completion))
+            else:
+                status, message, error_id = describe_exception(value)
+                yield sse(error_payload(status, message, error_id=error_id))
+        yield SSE_DONE
+    finally:
+        pump.cancel()
+
+
+def _result(value: Any) -> tuple[int, int, str | None, dict[str, Any]]:
+    """Counts, finish reason and extra fields of a finished turn (Reply) or model stream."""
+    if isinstance(value, TextStream):
+        return value.prompt_tokens, value.completion_tokens, value.finish_reason, {}
+    return value.tokens.prompt, value.tokens.completion, value.finish_reason, {"llmos": reply_meta(value)}
+
+
+async def _plain(state: ServerState, messages: list[ChatMessage], options: GenerationOptions, stream: bool,
+                 usage: bool, head: _Head, release: Callable[[], None]) -> Any:
+    """A stateless call to the backend model with the request's messages as they are."""
+    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+    chat = [{"role": roles[m.role], "content": m.text()} for m in messages if m.role in roles]
+    backend = state.raw_backend
+    if stream:
+        def start() -> Source:
+            generation = backend.stream(chat, options)
+            return Source(generation, generation.cancel, lambda: generation)
+
+        pump = Pump(start, executor=state.executor, on_exit=release)
+        await pump.started()
+        return StreamingResponse(_events(pump, head, usage, None), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+
+    def run() -> tuple[str, TextStream]:
+        generation = backend.stream(chat, options)
+        return generation.text(), generation
+
+    try:
+        text, generation = await state.call(run)
+    finally:
+        release()
+    return JSONResponse(head.completion(text, generation.finish_reason, generation.prompt_tokens,
+                                        generation.completion_tokens))

@@ -1,0 +1,102 @@
+"""The server's shared state: the agent, its worker threads, auth, limits, the webhook.
+
+Turns block (generation, SQLite), so they run on a dedicated thread pool rather than the
+event loop; one :class:`~agent.dialogue.Agent` serves every request, which keeps turns of a
+session ordered (its per-session lock) and lets the batching backend see every concurrent
+generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agent.server.auth import Authenticator, Principal
+from agent.server.config import ServerConfig
+from agent.server.errors import ApiError
+from agent.server.limits import Limiter
+from agent.server.overrides import OverridingBackend
+from agent.server.threads import ConversationIndex
+
+if TYPE_CHECKING:
+    from agent.dialogue import Agent
+    from agent.server.webhook import HandoffNotifier
+    from agent.store import SessionInfo
+
+__all__ = ["ServerState"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServerState:
+    agent: Agent
+    config: ServerConfig
+    executor: ThreadPoolExecutor
+    auth: Authenticator
+    limiter: Limiter
+    index: ConversationIndex
+    agent_model: str
+    """The model id that runs the full dialogue pipeline."""
+    backend_model: str
+    """The backend's own model id: a plain, stateless model call."""
+    raw_backend: Any
+    notifier: HandoffNotifier | None = None
+    started: int = field(default_factory=lambda: int(time.time()))
+
+    @classmethod
+    def build(cls, agent: Agent, config: ServerConfig) -> ServerState:
+        base = agent.config.generation
+        raw = agent.backend.inner if isinstance(agent.backend, OverridingBackend) else agent.backend
+        if not isinstance(agent.backend, OverridingBackend):
+            agent.backend = OverridingBackend(agent.backend, base)
+        notifier = None
+        if config.webhook.url:
+            from agent.server.webhook import HandoffNotifier
+
+            notifier = HandoffNotifier(config.webhook, agent.store)
+            agent.on_handoff.append(notifier)
+        if not config.allow_code_execution:
+            for name, skill in list(agent.skills.items()):
+                if getattr(skill, "executes_code", False):
+                    log.info("skill %s executes code: not served (set server.allow_code_execution to serve it)",
+                             name)
+                    del agent.skills[name]
+        return cls(
+            agent=agent, config=config,
+            executor=ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="llmos-turn"),
+            auth=Authenticator(config), limiter=Limiter(),
+            index=ConversationIndex(agent.config.resolved_data_dir() / "server-threads.sqlite3"),
+            agent_model=config.model_alias or agent.config.name, backend_model=raw.name, raw_backend=raw,
+            notifier=notifier)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` on the worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
+
+    def session_info(self, session_id: str) -> SessionInfo | None:
+        if not self.agent.store.session_exists(session_id):
+            return None
+        return self.agent.store.get_session(session_id)
+
+    async def owned_session(self, who: Principal, session_id: str) -> SessionInfo:
+        """The session, if the caller may act for its user; else 404 (whether or not it
+        exists: another user's session ids are not revealed)."""
+        info = await self.call(self.session_info, session_id)
+        if info is None or not who.may_act_for(info.user_id):
+            raise ApiError(404, f"no session {session_id!r} for this API key: list sessions with GET /v1/sessions",
+                           param="session_id")
+        return info
+
+    def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.index.close()
