@@ -270,17 +270,28 @@ class MemoryDB:
     def namespaces(self) -> list[str]:
         return [r[0] for r in self.conn().execute("SELECT DISTINCT ns FROM memories")]
 
-    def fetch(self, ids: Sequence[int], namespaces: Sequence[str], kinds: Sequence[str] | None) -> dict[int, MemoryRecord]:
-        """Records by id, restricted to the namespaces (the isolation guarantee) and kinds."""
-        if not ids or not namespaces:
-            return {}
-        sql = (f"SELECT {_COLUMNS} FROM memories WHERE id IN ({_marks(len(ids))}) "
+    def _scoped(self, columns: str, ids: Sequence[int], namespaces: Sequence[str],
+                kinds: Sequence[str] | None) -> sqlite3.Cursor:
+        sql = (f"SELECT {columns} FROM memories WHERE id IN ({_marks(len(ids))}) "
                f"AND ns IN ({_marks(len(namespaces))})")
         params: list[Any] = [*ids, *namespaces]
         if kinds:
             sql += f" AND kind IN ({_marks(len(kinds))})"
             params += list(kinds)
-        return {row[0]: _record(row) for row in self.conn().execute(sql, params)}
+        return self.conn().execute(sql, params)
+
+    def fetch(self, ids: Sequence[int], namespaces: Sequence[str], kinds: Sequence[str] | None) -> dict[int, MemoryRecord]:
+        """Records by id, restricted to the namespaces (the isolation guarantee) and kinds."""
+        if not ids or not namespaces:
+            return {}
+        return {row[0]: _record(row) for row in self._scoped(_COLUMNS, ids, namespaces, kinds)}
+
+    def admitted(self, ids: Sequence[int], namespaces: Sequence[str], kinds: Sequence[str] | None) -> dict[int, float]:
+        """Of ``ids``, those in the namespaces and kinds (id -> updated_at): the cheap
+        filter applied to candidates before ranking; full records are fetched for the top."""
+        if not ids or not namespaces:
+            return {}
+        return dict(self._scoped("id, updated_at", ids, namespaces, kinds).fetchall())
 
     def neighbours(self, ids: Sequence[int], conn: sqlite3.Connection | None = None) -> dict[int, list[int]]:
         """The previous and next turn of the same session, for conversation turns."""

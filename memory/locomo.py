@@ -46,6 +46,8 @@ class LocomoVariant:
     """Prefix each turn with its session's date."""
     rewrite: bool = True
     """Rewrite questions for the lexical search (see :mod:`memory.rewrite`)."""
+    neighbors: bool = True
+    """Let a turn share its session neighbours' scores (``neighbor_weight``)."""
     speakers: bool = True
     """Prefix each turn with its speaker's name (questions name people)."""
     captions: bool = True
@@ -53,10 +55,11 @@ class LocomoVariant:
 
 
 ABLATION = (
-    LocomoVariant("dense", hybrid=False, dates=False, rewrite=False),
-    LocomoVariant("+hybrid", hybrid=True, dates=False, rewrite=False),
-    LocomoVariant("+dates", hybrid=True, dates=True, rewrite=False),
-    LocomoVariant("+rewrite", hybrid=True, dates=True, rewrite=True),
+    LocomoVariant("dense", hybrid=False, neighbors=False, dates=False, rewrite=False),
+    LocomoVariant("+hybrid", hybrid=True, neighbors=False, dates=False, rewrite=False),
+    LocomoVariant("+neighbors", hybrid=True, neighbors=True, dates=False, rewrite=False),
+    LocomoVariant("+dates", hybrid=True, neighbors=True, dates=True, rewrite=False),
+    LocomoVariant("+rewrite", hybrid=True, neighbors=True, dates=True, rewrite=True),
 )
 """Plain dense search, then each addition on top of the previous one."""
 
@@ -155,8 +158,9 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
     from memory.answer_f1 import token_f1
 
     samples = load_locomo(path)
-    cfg = (config or MemoryConfig()).model_copy(update={"hybrid": variant.hybrid, "query_rewrite": variant.rewrite,
-                                                        "min_similarity": 0.0})
+    base = config or MemoryConfig()
+    cfg = base.model_copy(update={"hybrid": variant.hybrid, "query_rewrite": variant.rewrite, "min_similarity": 0.0,
+                                  "neighbor_weight": base.neighbor_weight if variant.neighbors else 0.0})
     per_cat: dict[int, list[tuple[float, float, float | None]]] = {c: [] for c in CATEGORIES}
     with tempfile.TemporaryDirectory(prefix="llmos-locomo-") as tmp, MemoryStore(tmp, embedder, cfg) as store:
         for sample in samples:

@@ -49,20 +49,21 @@ class Recall:
             size = sum(self.indexes.get(ns).live for ns in namespaces)
             lexical = search_bm25(self.db.conn(), text, namespaces, kinds, limit=depth, size=size,
                                   max_rows=cfg.lexical_max_rows, context_weight=cfg.context_weight)
-        records = self.db.fetch(list({i for i, _ in dense} | {i for i, _ in lexical}), namespaces, kinds)
-        dense = [(i, s) for i, s in dense if i in records][:depth]
-        lexical = [(i, s) for i, s in lexical if i in records]
+        admitted = self.db.admitted(list({i for i, _ in dense} | {i for i, _ in lexical}), namespaces, kinds)
+        dense = [(i, s) for i, s in dense if i in admitted][:depth]
+        lexical = [(i, s) for i, s in lexical if i in admitted]
         rankings: list[tuple[Sequence[int], float]] = [([i for i, _ in dense], 1.0),
                                                        ([i for i, _ in lexical], cfg.lexical_weight)]
         if cfg.recency_weight > 0:
-            rankings.append((recency_ranking({i: records[i].updated_at for i in records}), cfg.recency_weight))
+            rankings.append((recency_ranking(admitted), cfg.recency_weight))
         fused = rrf(rankings, cfg.rrf_k)
         if cfg.neighbor_weight > 0 and fused:
-            fused = self.share_with_neighbours(fused, cfg.neighbor_weight, expand=max(2 * k, 20))
-            missing = [i for i in fused if i not in records]
-            records.update(self.db.fetch(missing, namespaces, kinds))
-        best = sorted((i for i in fused if i in records), key=lambda i: (-fused[i], -i))[:k]
-        top = rrf_max([w for ranked, w in rankings if ranked], cfg.rrf_k) * (1.0 + cfg.neighbor_weight)
+            fused = self.share_with_neighbours(fused, cfg.neighbor_weight, expand=max(4 * k, 20))
+        ranked = sorted(fused, key=lambda i: (-fused[i], -i))
+        # full records only for the top (neighbours that joined are checked here too)
+        records = self.db.fetch(ranked[: k + 8], namespaces, kinds)
+        best = [i for i in ranked[: k + 8] if i in records][:k]
+        top = rrf_max([w for ranked_ids, w in rankings if ranked_ids], cfg.rrf_k) * (1.0 + cfg.neighbor_weight)
         sims, bm25 = dict(dense), dict(lexical)
         return [_hit(records[i], min(1.0, fused[i] / top), sims.get(i), bm25.get(i)) for i in best]
 
@@ -77,16 +78,15 @@ class Recall:
     def share_with_neighbours(self, scores: dict[int, float], weight: float, expand: int) -> dict[int, float]:
         """Each turn gains ``weight`` times its best session neighbour's score; the
         neighbours of the ``expand`` best candidates join the candidates."""
-        near = self.db.neighbours(list(scores))
-        leaders = set(sorted(scores, key=lambda i: -scores[i])[:expand])
+        leaders = sorted(scores, key=lambda i: -scores[i])[:expand]
+        near = self.db.neighbours(leaders)  # beyond the leaders a share would not reach the top
         out = dict(scores)
         for row, around in near.items():
             best = max((scores.get(n, 0.0) for n in around), default=0.0)
             out[row] = scores[row] + weight * best
-            if row in leaders:
-                for n in around:
-                    if n not in scores:
-                        out[n] = max(out.get(n, 0.0), weight * scores[row])
+            for n in around:
+                if n not in scores:
+                    out[n] = max(out.get(n, 0.0), weight * scores[row])
         return out
 
 
