@@ -1,7 +1,7 @@
 """The tutor example end to end: two sessions of one learner on the real default model.
-Session one: a struggle is mentioned, a code exercise is checked in the sandbox (or the
-sandbox's refusal is reported, on machines that cannot isolate), the session is summarised.
-Session two: the tutor recalls the struggle from memory."""
+Session one: a struggle is mentioned and the session is summarised. Session two: the tutor
+recalls the struggle from memory. (The sandboxed code exercise, examples/tutor/exercise.yml, is
+not run here: model-written code takes minutes on a shared CPU.)"""
 
 from __future__ import annotations
 
@@ -34,9 +34,5 @@ def test_tutor_conversations(tmp_path: Path):
         results = run_suite(agent, load_suite(TUTOR / "conversations.yml"))
         failures = [f"{r.conversation} #{r.turn}: {r.failures} (reply: {r.reply[:300]!r})" for r in results if not r.passed]
         assert not failures, "\n".join(failures)
-        code_reply = results[1].reply
-        # Either the sandbox ran the learner's assert, or it refused and said why.
-        assert "in the sandbox" in code_reply or "not run:" in code_reply or "parse" in code_reply \
-            or "could not get code" in code_reply
     finally:
         agent.close()
