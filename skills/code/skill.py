@@ -4,6 +4,7 @@ the model its error (syntax error or failing test)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,9 @@ from skills.text import ask_model, closed_fence
 
 __all__ = ["CodeSkill", "CodeOutcome", "CODE_SYSTEM"]
 
-CODE_SYSTEM = ("You are a careful programmer. Reply with the complete code in one fenced code block "
-               "(```{lang} ... ```), then at most one sentence. Do not include usage examples or tests.")
+# Deliberately plain: SmolLM2-135M writes working code for a bare request under its usual
+# system prompt, and garbles it under a longer one full of instructions (measured).
+CODE_SYSTEM = "You are a helpful AI assistant."
 TESTS_SYSTEM = "You write unit tests as plain Python assert statements, one per line, nothing else."
 
 
@@ -55,6 +57,11 @@ class CodeOutcome:
         if self.not_run:
             return f"Syntax checked; not run: {self.not_run}"
         return "Syntax checked." if self.language == "python" else ""
+
+
+def _rank(out: CodeOutcome) -> int:
+    """Which of two failed attempts to keep: code that parses beats code that does not."""
+    return 0 if not out.code else 1 if out.syntax_error else 2
 
 
 class CodeSkill:
@@ -112,12 +119,13 @@ class CodeSkill:
         lang = wants_language(ask)
         out = CodeOutcome(language=lang, tests=tests, tests_by="user" if tests else None)
         history: list[dict[str, str]] = []
+        best: CodeOutcome | None = None
         prompt = ask if not tests else f"{ask}\n\nThe code must pass these tests:\n```python\n{tests}\n```"
         for attempt in range(1 + self.config.retries):
             if should_stop():
                 break
             out.attempts = attempt + 1
-            reply = ask_model(backend, CODE_SYSTEM.format(lang=lang), prompt, history=history,
+            reply = ask_model(backend, CODE_SYSTEM, prompt, history=history,
                               max_new_tokens=self.config.max_code_tokens, until=closed_fence)
             out.history.append(reply)
             block = best_block(extract_blocks(reply), lang)
@@ -131,9 +139,15 @@ class CodeSkill:
                 out.syntax_error = check_python(block.code)
             failure = out.syntax_error or self._test(backend, ask, out)
             if failure is None:
-                break
+                return out
+            if best is None or _rank(out) >= _rank(best):
+                best = dataclasses.replace(out, history=list(out.history))
             history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
             prompt = f"That code fails:\n```\n{failure}\n```\nFix it and reply with the whole corrected code."
+        if best is not None and _rank(best) > _rank(out):
+            # a retry can be worse than the first try (small models): keep the better code
+            best.attempts, best.history = out.attempts, out.history
+            return best
         return out
 
     def _test(self, backend: Any, ask: str, out: CodeOutcome) -> str | None:

@@ -56,7 +56,7 @@ def _messages(problem: dict[str, Any]) -> list[dict[str, str]]:
     else:
         tests = "\n".join(problem["tests"])
         ask = f"{problem['prompt']} Your code should pass these tests:\n\n{tests}"
-    return [{"role": "system", "content": CODE_SYSTEM.format(lang="python")}, {"role": "user", "content": ask}]
+    return [{"role": "system", "content": CODE_SYSTEM}, {"role": "user", "content": ask}]
 
 
 def program_for(problem: dict[str, Any], reply: str) -> str:

@@ -165,6 +165,8 @@ def run_squad(path: str | Path, *, backend: Any, embedder: Any, limit: int | Non
         gold_para = articles[q.article][1][q.paragraph]
         oracle.append((extractive(q.question, [_as_passage(gold_para)]).text, q.answers))
     n = len(answerable)
+    examples = [{"question": q.question, "gold": q.answers[0], **{m: rows[m][k][0] for m in rows}}
+                for k, q in enumerate(answerable[:5])]
     return {
         "dataset": str(path), "questions": n, "held_out_questions": len(unanswerable),
         "passages_indexed": sum(len(articles[a][1]) for a in keep), "model": getattr(backend, "name", "?"),
@@ -177,6 +179,7 @@ def run_squad(path: str | Path, *, backend: Any, embedder: Any, limit: int | Non
                        "sweep": _sweep(best_sims, held_sims)},
         "timing": {"retrieve_median_ms": retrieval.median_ms(), "generate_median_ms_per_batch": generation.median_ms(),
                    "generate_total_s": generation.total_s(), "batch_size": batch_size},
+        "examples": examples if generate else [],
     }
 
 

@@ -180,3 +180,15 @@ def test_eval_summarize_cli_with_a_fake_backend(tmp_path, monkeypatch, capsys):
     assert main(["eval", "summarize", "--dialogsum", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dialogues"] == 1 and set(out["best"]) == {"rouge1", "rouge2", "rougeL"}
+
+
+@pytest.mark.skipif(not CAN_ISOLATE, reason="no sandbox isolation on this machine")
+def test_a_worse_retry_does_not_replace_code_that_parses(request_for):
+    from skills.code.skill import CodeSkill
+
+    skill = CodeSkill(SkillsConfig(code={"allow_execution": True}))
+    req = request_for("write rev(s)\nassert rev('ab') == 'ba'",
+                      replies=["```python\ndef rev(s):\n    return s\n```", "```python\ndef rev(s:\n```"])
+    text = "".join(skill.run(req))
+    assert "def rev(s):\n    return s" in text and "fails your tests" in text
+    assert req.extra["code"]["attempts"] == 2
