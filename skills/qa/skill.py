@@ -12,7 +12,7 @@ from skills.qa.answer import Answer, answer_from
 from skills.qa.retrieve import Passage, retrieve, select_passages
 from skills.text import model_parameters
 
-__all__ = ["QASkill", "format_answer", "NO_ANSWER"]
+__all__ = ["QASkill", "format_answer", "resolve_mode", "NO_ANSWER"]
 
 NO_ANSWER = ("I don't know: I found nothing relevant to that in the knowledge base or in what you told me. "
              "Add documents with `llmos kb add PATH`, or rephrase the question.")
@@ -26,6 +26,13 @@ def format_answer(answer: Answer, passages: Sequence[Passage]) -> tuple[str, lis
     lines = [f"{text}. {marks}".strip(), "", "Sources:"]
     lines += [f"[{n}] {p.citation}" for n, p in enumerate(cited, 1)]
     return "\n".join(lines), cited
+
+
+def resolve_mode(mode: str, parameters: int | None) -> str:
+    """``auto`` -> extractive for small local models, combined for the rest."""
+    if mode != "auto":
+        return mode
+    return "extractive" if parameters is not None and parameters < 1_000_000_000 else "combined"
 
 
 class QASkill:
@@ -58,10 +65,11 @@ class QASkill:
             request.extra["qa"]["abstained"] = True
             yield NO_ANSWER
             return
-        shown = select_passages(found, question, model_parameters(request.backend), cfg,
-                                request.backend.count_tokens)
-        answer = answer_from(question, shown, mode=cfg.mode, backend=request.backend,
-                             max_tokens=cfg.max_answer_tokens)
+        params = model_parameters(request.backend)
+        shown = select_passages(found, question, params, cfg, request.backend.count_tokens)
+        mode = resolve_mode(cfg.mode, params)
+        request.extra["qa"]["mode"] = mode
+        answer = answer_from(question, shown, mode=mode, backend=request.backend, max_tokens=cfg.max_answer_tokens)
         if answer.abstained:
             request.extra["qa"]["abstained"] = True
             yield NO_ANSWER

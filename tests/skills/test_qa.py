@@ -137,3 +137,11 @@ def test_squad_harness_on_a_tiny_file(tmp_path):
     fast = run_squad(path, backend=FakeBackend(), embedder=FakeEmbedder(dim=128), limit=None, holdout_articles=1,
                      generate=False)
     assert "extractive" in fast and "generative" not in fast
+
+
+def test_auto_mode_picks_extractive_for_small_local_models():
+    from skills.qa.skill import resolve_mode
+
+    assert resolve_mode("auto", 135_000_000) == "extractive"
+    assert resolve_mode("auto", 7_000_000_000) == "combined" and resolve_mode("auto", None) == "combined"
+    assert resolve_mode("generative", 135_000_000) == "generative"
