@@ -1,0 +1,212 @@
+"""Benchmark of :class:`agent.models.fastpath.FastDecoder` against Hugging Face ``generate``.
+
+``bench_decoder`` measures one configuration (decode tokens/s, time to first token,
+perplexity on a fixed English paragraph); ``llmos bench`` calls it. Run this module for the
+comparison table::
+
+    python -m agent.models.fastbench                  # the embedded SmolLM2-135M
+    python -m agent.models.fastbench --model DIR --prompts 50,500 --repeats 5 --json
+
+Figures are medians over ``repeats`` runs; on a shared machine compare ratios, not
+absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["bench_decoder", "perplexity", "PERPLEXITY_TEXT", "ENGINES"]
+
+PERPLEXITY_TEXT = (
+    "The lighthouse stood at the end of a narrow spit of land, where the river met the sea. "
+    "For more than a century its keepers had climbed the spiral stairs each evening to light the "
+    "lamp, and each morning to put it out again. The work was simple but it could not be skipped: "
+    "ships coming home in the dark depended on that steady beam to find the channel between the "
+    "sandbanks. When the lamp was finally automated, the last keeper moved into a small house in "
+    "the village. She kept a logbook anyway, writing down the weather, the boats that passed and "
+    "the birds that rested on the rocks. Years later the logbook was given to the local museum, "
+    "where visitors still read her careful notes about storms, calm days and the slow change of the "
+    "seasons. Scientists studying the coast found the records useful, because they showed how the "
+    "shoreline had moved and how the number of seabirds had fallen over time. What began as a habit "
+    "of one patient person became a small but valuable piece of history, a reminder that careful "
+    "observation, repeated every day, can tell us things that no single measurement ever could."
+)
+"""A fixed paragraph of plain English (~230 tokens) for perplexity checks."""
+
+ENGINES = ("fast", "hf")
+"""``fast``: FastDecoder in a weights mode; ``hf``: Hugging Face ``generate`` in fp32/bf16."""
+
+
+def perplexity(logits: Any, ids: list[int]) -> float:
+    """exp(mean next-token cross-entropy) of ``ids`` under ``logits`` ``(len(ids), vocab)``."""
+    import torch
+    import torch.nn.functional as F
+
+    target = torch.tensor(ids[1:])
+    return math.exp(float(F.cross_entropy(logits[:-1].float(), target)))
+
+
+def _load(path_or_model: Any) -> Any:
+    if not isinstance(path_or_model, (str, Path)):
+        return path_or_model
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path_or_model), dtype="float32").eval()
+
+
+def _tokenizer_ids(model: Any, path_or_model: Any) -> list[int]:
+    """Token ids of PERPLEXITY_TEXT with the model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    source = path_or_model if isinstance(path_or_model, (str, Path)) else model.config._name_or_path
+    tok = AutoTokenizer.from_pretrained(str(source))
+    return list(tok(PERPLEXITY_TEXT)["input_ids"])
+
+
+def _prompt(text_ids: list[int], n: int, salt: int) -> list[int]:
+    """``n`` prompt tokens: the paragraph repeated, rotated by ``salt`` so no two runs share a
+    prefix (FastDecoder would otherwise reuse its cache and time nothing)."""
+    body = text_ids[salt % len(text_ids):] + text_ids
+    while len(body) < n:
+        body += text_ids
+    return body[:n]
+
+
+def bench_decoder(path_or_model: Any, *, weights: str = "int8", prompt_tokens: int = 500,
+                  new_tokens: int = 64, repeats: int = 3, engine: str = "fast") -> dict[str, Any]:
+    """Time one configuration; returns median ``decode_tok_s``, ``ttft_ms`` and ``perplexity``.
+
+    ``path_or_model``: a transformers directory or an already loaded model (fp32).
+    ``weights``: int8 / bf16 / fp32 for ``engine="fast"``; fp32 / bf16 for ``engine="hf"``.
+    TTFT is the prefill of ``prompt_tokens`` plus the first token; decode tokens/s counts
+    the tokens after the first, greedy, with EOS ignored so every run makes ``new_tokens``.
+    """
+    import torch
+
+    from agent.errors import ModelError
+
+    if engine not in ENGINES:
+        raise ModelError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    model = _load(path_or_model)
+    text_ids = _tokenizer_ids(model, path_or_model)
+    t0 = time.perf_counter()
+    if engine == "fast":
+        from agent.models.fastpath import FastDecoder
+
+        runner: Any = FastDecoder(model, weights=weights)
+        ppl = perplexity(runner.logits(text_ids), text_ids)
+    else:
+        runner = model if weights == "fp32" else _hf_copy(model, weights)
+        with torch.inference_mode():
+            ppl = perplexity(runner(torch.tensor([text_ids])).logits[0], text_ids)
+    setup_s = time.perf_counter() - t0
+    ttfts, rates = [], []
+    for r in range(max(1, repeats) + 1):  # the first run warms up and is dropped
+        prompt = _prompt(text_ids, prompt_tokens, salt=7 * r + 1)
+        times = _time_fast(runner, prompt, new_tokens) if engine == "fast" else _time_hf(runner, prompt, new_tokens)
+        if r:
+            ttfts.append((times[1] - times[0]) * 1e3)
+            rates.append((len(times) - 2) / (times[-1] - times[1]) if len(times) > 2 else float("nan"))
+    return {
+        "engine": engine, "weights": weights, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+        "repeats": max(1, repeats), "threads": torch.get_num_threads(),
+        "decode_tok_s": statistics.median(rates), "ttft_ms": statistics.median(ttfts),
+        "perplexity": ppl, "setup_s": setup_s,
+    }
+
+
+def _hf_copy(model: Any, weights: str) -> Any:
+    import copy
+
+    import torch
+
+    from agent.errors import ModelError
+
+    if weights != "bf16":
+        raise ModelError(f"engine 'hf' runs fp32 or bf16, not {weights!r}")
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
+def _time_fast(decoder: Any, prompt: list[int], new_tokens: int) -> list[float]:
+    """[start, time of token 1, ..., time of token n]."""
+    from agent.options import GenerationOptions
+
+    options = GenerationOptions(temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0,
+                                max_new_tokens=new_tokens)
+    decoder.reset()
+    times = [time.perf_counter()]
+    for _ in decoder.generate(prompt, options, eos_token_ids=()):
+        times.append(time.perf_counter())
+    return times
+
+
+def _time_hf(model: Any, prompt: list[int], new_tokens: int) -> list[float]:
+    import torch
+
+    times = [time.perf_counter()]
+
+    class _Clock:  # a streamer: put() is called with the prompt, then once per new token
+        calls = 0
+
+        def put(self, _value: Any) -> None:
+            self.calls += 1
+            if self.calls > 1:
+                times.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    with torch.inference_mode():
+        model.generate(torch.tensor([prompt]), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                       do_sample=False, streamer=_Clock(), pad_token_id=0)
+    return times
+
+
+_CONFIGS = [("hf", "fp32"), ("hf", "bf16"), ("fast", "fp32"), ("fast", "bf16"), ("fast", "int8")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the comparison table (or JSON rows) for a model directory."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="transformers directory (default: the embedded SmolLM2-135M)")
+    parser.add_argument("--prompts", default="50,500", help="comma-separated prompt lengths in tokens")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--only", help="comma-separated engine:weights pairs, e.g. fast:int8,hf:fp32")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per row")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.model:
+        path = Path(args.model)
+    else:
+        from agent.models.embedded import ensure_converted
+
+        path = ensure_converted()
+    model = _load(path)
+    model.config._name_or_path = str(path)
+    configs = [tuple(c.split(":")) for c in args.only.split(",")] if args.only else _CONFIGS
+    if not args.json:
+        print(f"{'engine':8} {'weights':7} {'prompt':>6} {'decode tok/s':>12} {'TTFT ms':>9} {'ppl':>8}")
+    for n in (int(p) for p in args.prompts.split(",")):
+        for engine, weights in configs:
+            row = bench_decoder(model, weights=weights, prompt_tokens=n, new_tokens=args.new_tokens,
+                                repeats=args.repeats, engine=engine)
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print(f"{engine:8} {weights:7} {n:>6} {row['decode_tok_s']:>12.1f} {row['ttft_ms']:>9.0f} "
+                      f"{row['perplexity']:>8.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""A lean prefill + decode loop for Llama-family causal LMs on CPU.
+
+Hugging Face ``generate`` spends most of a small model's decode step in Python and in
+generic machinery (cache objects, masks, logits processors, ~1,500 tensor ops a token for a
+30-layer model). :class:`FastDecoder` keeps only the arithmetic:
+
+- q/k/v and gate/up are fused into one matrix each, the attention scale is folded into the
+  q rows, and q/k rows are permuted per head so that RoPE becomes one complex multiply;
+- the KV cache is preallocated (grown in 256-token steps, kept between calls so a chat turn
+  that extends the previous prompt only prefills the new tokens);
+- prefill runs in fp32 GEMMs over chunks; decode runs in the weight format's own kernel
+  (:mod:`agent.models.fastquant`) with about 25 tensor ops a layer.
+
+Figures for the default model on the 2-core AVX2 development machine are in
+:mod:`agent.models.fastbench`. Not thread-safe: one generation at a time per decoder (the
+caller serializes); the weights are shared and read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ModelError
+from agent.models.fastquant import (
+    WEIGHT_MODES,
+    PackedLinear,
+    Sampler,
+    activation_dtype,
+    busy_machine_threads,
+    intra_op_threads,
+    on_int4_grid,
+    pack_layers,
+    pack_linear,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from agent.options import GenerationOptions
+
+__all__ = ["FastDecoder", "DEFAULT_WEIGHTS", "unsupported_reason"]
+
+DEFAULT_WEIGHTS = "auto"
+"""The recommended ``weights``: int4 when the checkpoint already sits on a 4-bit grid (a Q4_1
+GGUF, like the embedded SmolLM2: lossless there, and the fastest decode), else int8."""
+
+_ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "MistralForCausalLM": "mistral"}
+_ROPE_TYPES = {"default", "linear", "llama3"}  # static inverse frequencies only
+_PREFILL_CHUNK = 512  # rows per prefill GEMM: large enough to be compute-bound, small enough for L2
+_CACHE_STEP = 256  # the KV cache grows in these steps
+_DENSE_ROWS = 32  # prefill chunks from this many rows on use fp32 GEMMs (crossover measured ~30)
+
+
+def unsupported_reason(hf_model: Any) -> str | None:
+    """Why :class:`FastDecoder` cannot run ``hf_model``, or None when it can."""
+    name = type(hf_model).__name__
+    if name not in _ARCHITECTURES:
+        return f"architecture {name} (supported: {', '.join(_ARCHITECTURES)})"
+    cfg = hf_model.config
+    if getattr(hf_model, "hf_quantizer", None) is not None:
+        return "the model is quantized by a transformers quantizer"
+    params = list(hf_model.parameters())
+    if not params or any(p.device.type != "cpu" or not p.is_floating_point() for p in params):
+        return "weights must be floating-point tensors on the CPU"
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        return f"activation {cfg.hidden_act} (only silu)"
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in _ROPE_TYPES:
+        return f"rope type {rope_type!r} (supported: {', '.join(sorted(_ROPE_TYPES))})"
+    if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])):
+        return "sliding-window attention layers"
+    rotary = getattr(getattr(hf_model, "model", None), "rotary_emb", None)
+    if rotary is None or not hasattr(rotary, "inv_freq"):
+        return "no rotary embedding module with inv_freq"
+    return None
+
+
+class FastDecoder:
+    """Lean prefill + decode loop for Llama-family models (LlamaForCausalLM,
+    Qwen2ForCausalLM, MistralForCausalLM when their config fits: no sliding window used,
+    standard/llama3 rope) on CPU.
+
+    ``weights``: ``"int8"`` (weight-only, per output channel), ``"int4"`` (weight-only,
+    groups of 32, asymmetric; the output head stays int8), both with bf16 activations in
+    decode; ``"bf16"``; ``"fp32"`` (exact: matches Hugging Face fp32 to ~1e-5); or
+    ``"auto"`` (the default, :data:`DEFAULT_WEIGHTS`). ``max_seq_len`` caps the KV cache
+    (default and upper bound: the model's ``max_position_embeddings``, and its sliding window
+    if it has one, so the window never applies).
+    """
+
+    @staticmethod
+    def supports(hf_model: Any) -> bool:
+        """True when the model can run here; False means: fall back to HF ``generate``."""
+        try:
+            return unsupported_reason(hf_model) is None
+        except Exception:  # an exotic model object: not ours to run
+            return False
+
+    def __init__(self, hf_model: Any, *, weights: str = DEFAULT_WEIGHTS, max_seq_len: int | None = None,
+                 threads: int | str | None = "auto"):
+        import torch
+
+        reason = unsupported_reason(hf_model)
+        if reason is not None:
+            raise ModelError(f"FastDecoder cannot run this model: {reason}. Use Hugging Face generate for it.")
+        if weights not in (*WEIGHT_MODES, "auto"):
+            raise ModelError(f"unknown weights mode {weights!r}; use auto or one of {', '.join(WEIGHT_MODES)}")
+        if weights == "auto":
+            weights = "int4" if on_int4_grid(hf_model) else "int8"
+        cfg = hf_model.config
+        self.weights = weights
+        """The weights mode in use ("auto" resolved)."""
+        self.n_heads = int(cfg.num_attention_heads)
+        self.n_kv = int(getattr(cfg, "num_key_value_heads", None) or self.n_heads)
+        self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads)
+        self.hidden = int(cfg.hidden_size)
+        self.vocab_size = int(cfg.vocab_size)
+        limit = int(cfg.max_position_embeddings)
+        if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
+            limit = min(limit, int(cfg.sliding_window))  # the window never slides within it
+        self.max_seq_len = limit if max_seq_len is None else max(2, min(int(max_seq_len), limit))
+        self.eos_token_ids = _model_eos_ids(hf_model)
+        self.last_stop_reason: str | None = None
+        """Why the last generation ended: "eos", "length", "context" or "cancelled"."""
+        self._act = activation_dtype(weights)
+        with torch.inference_mode():
+            self._load(hf_model, weights)
+        self._k: torch.Tensor | None = None  # (layers, kv heads, capacity, head_dim)
+        self._v: torch.Tensor | None = None
+        self._views: list[tuple[torch.Tensor, ...]] = []  # per layer: K^T, V, K, V views of the cache
+        self._cached_ids: list[int] = []  # the tokens whose K/V the cache holds, from position 0
+        self._ticket = 0  # bumped by each call, so a stale generator cannot corrupt the cache
+        self.threads = threads
+        """Intra-op threads while this decoder computes: a number, None (torch's setting) or
+        "auto": torch's setting, but one thread while the machine is oversubscribed (see
+        busy_machine_threads in fastquant)."""
+
+    def _load(self, hf_model: Any, mode: str) -> None:
+        import torch
+
+        inner = hf_model.model
+        layers = pack_layers(inner.layers, self.n_heads, self.n_kv, self.head_dim, mode)
+        self._layers = layers
+        self._eps = float(getattr(inner.norm, "variance_epsilon", getattr(inner.norm, "eps", 1e-6)))
+        self._final_norm = inner.norm.weight.detach().to(torch.float32).contiguous()
+        # Decode-time RMSNorm (see _decode): gains pre-scaled by sqrt(H), eps folded into c.
+        root = self.hidden**0.5
+        self._kernels = [(n1 * root, q.kernel(), o.kernel(), n2 * root, gu.kernel(), dn.kernel())
+                         for n1, q, o, n2, gu, dn in layers]
+        self._final_g = self._final_norm * root
+        self._norm_c = torch.tensor((self.hidden * self._eps) ** 0.5)
+        self._norm_buf = torch.empty(1, self.hidden, dtype=self._act)  # decode's norm output, reused
+        self._embed = inner.embed_tokens.weight.detach()  # shared with the HF model, never copied
+        # int4 stops at the layers: the output head is the most sensitive matrix (and the
+        # embedded model's is 8-bit in the GGUF), so it stays int8 there.
+        head_mode = "int8" if mode == "int4" else mode
+        self._lm_head = pack_linear(hf_model.lm_head.weight, getattr(hf_model.lm_head, "bias", None), head_mode)
+        self._lm_kernel = self._lm_head.kernel()
+        self._intermediate = layers[0][4].out_features // 2
+        rotary = inner.rotary_emb
+        self._inv_freq = rotary.inv_freq.detach().to(torch.float32).clone()
+        self._rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
+        self._freqs = torch.empty(0, self.head_dim // 2, dtype=torch.complex64)
+
+    # -- the KV cache -------------------------------------------------------------------------
+
+    def _ensure_capacity(self, needed: int) -> None:
+        """Make the cache hold ``needed`` positions, keeping what it holds."""
+        import torch
+
+        have = 0 if self._k is None else self._k.shape[2]
+        if needed <= have:
+            return
+        cap = min(self.max_seq_len, -(-needed // _CACHE_STEP) * _CACHE_STEP)
+        shape = (len(self._layers), self.n_kv, cap, self.head_dim)
+        k, v = torch.empty(shape), torch.empty(shape)
+        keep = len(self._cached_ids)
+        if self._k is not None and keep:
+            k[:, :, :keep] = self._k[:, :, :keep]
+            v[:, :, :keep] = self._v[:, :, :keep]  # type: ignore[index]
+        self._k, self._v = k, v
+        # Rotations for every position the cache can hold, as in HF: fp32 angles, then cos/sin.
+        angles = torch.arange(cap, dtype=torch.float32)[:, None] * self._inv_freq[None, :]
+        self._freqs = torch.polar(torch.full_like(angles, self._rope_scale), angles)
+        # Per-layer views the decode loop uses: K transposed for q @ K^T, V as is.
+        self._views = [(k[i].transpose(1, 2), v[i], k[i], v[i]) for i in range(len(self._layers))]
+
+    # -- forward passes -----------------------------------------------------------------------
+
+    def _prefill(self, ids: list[int], start: int, *, all_rows: bool = False) -> torch.Tensor:
+        """Run ``ids`` at positions ``start...`` into the cache; return the final-normed hidden
+        states (fp32) of every token when ``all_rows``, else of the last one."""
+        import torch
+
+        outs = []
+        for lo in range(0, len(ids), _PREFILL_CHUNK):
+            chunk = ids[lo : lo + _PREFILL_CHUNK]
+            x = self._chunk(torch.tensor(chunk), start + lo)
+            outs.append(x if all_rows else x[-1:])
+        x = torch.cat(outs) if all_rows else outs[-1]
+        return torch.nn.functional.rms_norm(x, (self.hidden,), self._final_norm, self._eps)
+
+    def _chunk(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
+        """One prefill chunk; returns the residual stream ``(C, hidden)`` in fp32.
+
+        Long chunks multiply in fp32 on de-quantized weights (compute-bound GEMMs); short
+        ones, where de-quantizing every layer would cost more than it saves, use the decode
+        kernels on all rows at once.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        c, h, kv, d = len(ids), self.n_heads, self.n_kv, self.head_dim
+        qk_dim, inter, end, act = (h + kv) * d, self._intermediate, pos + c, self._act
+        dense = act == torch.float32 or c >= _DENSE_ROWS
+
+        def mm(lin: PackedLinear, kernel: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return lin.dense(x) if dense else kernel(x.to(act)).float()
+
+        x = self._embed[ids].to(torch.float32)
+        freqs = self._freqs[pos:end, None, :]
+        mask = None
+        if pos:  # row i sees every cached position and its own chunk up to itself
+            mask = torch.arange(end)[None, :] <= torch.arange(pos, end)[:, None]
+        for (n1, qkv, o, n2, gu, down), (_, kq, ko, _, kgu, kd), (_, _, kc, vc) in zip(
+                self._layers, self._kernels, self._views, strict=True):
+            y = mm(qkv, kq, F.rms_norm(x, (self.hidden,), n1, self._eps))
+            qk = torch.view_as_complex(y[:, :qk_dim].reshape(c, h + kv, d // 2, 2)) * freqs
+            qk = torch.view_as_real(qk).reshape(c, h + kv, d).transpose(0, 1)
+            kc[:, pos:end] = qk[h:]
+            vc[:, pos:end] = y[:, qk_dim:].reshape(c, kv, d).transpose(0, 1)
+            att = F.scaled_dot_product_attention(
+                qk[None, :h], kc[None, :, :end], vc[None, :, :end], attn_mask=mask,
+                is_causal=mask is None, scale=1.0, enable_gqa=True)
+            x = x + mm(o, ko, att[0].transpose(0, 1).reshape(c, h * d))
+            g = mm(gu, kgu, F.rms_norm(x, (self.hidden,), n2, self._eps))
+            x = x + mm(down, kd, F.silu(g[:, :inter]) * g[:, inter:])
+        return x
+
+    def _decode(self, token: int, pos: int) -> torch.Tensor:
+        """One token through every layer at ``pos``; returns fp32 logits ``(vocab,)``.
+
+        The hot loop, ~25 small tensor ops a layer, each costing a few microseconds of
+        dispatch, so every op counts: RMSNorm is ``x * (g * sqrt(H)) / hypot(|x|, sqrt(H * eps))``
+        (4 ops writing straight into the activation dtype, where ``F.rms_norm`` decomposes
+        into 7 on CPU and needs a cast after).
+        """
+        import torch
+        import torch.nn.functional as F
+
+        bmm, softmax, narrow, mul, div, hypot = torch.bmm, torch.softmax, torch.narrow, torch.mul, torch.div, torch.hypot
+        as_complex, as_real, silu, vnorm = torch.view_as_complex, torch.view_as_real, F.silu, torch.linalg.vector_norm
+        h, kv, d, act = self.n_heads, self.n_kv, self.head_dim, self._act
+        group, nqk, qk_dim, inter = h // kv, h + kv, (h + kv) * d, self._intermediate
+        cast, n, c, buf = act != torch.float32, pos + 1, self._norm_c, self._norm_buf
+        f = self._freqs[pos]
+        x = self._embed.narrow(0, token, 1)
+        if x.dtype != torch.float32:
+            x = x.float()
+        for (g1, qkv, o, g2, gu, down), (kt, vc, kc, _) in zip(self._kernels, self._views, strict=True):
+            y = qkv(div(mul(x, g1), hypot(vnorm(x), c), out=buf)).view(-1)
+            qk = as_real(as_complex(narrow(y, 0, 0, qk_dim).float().view(nqk, d // 2, 2)) * f).view(nqk, d)
+            kc.select(1, pos).copy_(narrow(qk, 0, h, kv))
+            vc.select(1, pos).copy_(narrow(y, 0, qk_dim, kv * d).view(kv, d))
+            p = softmax(bmm(narrow(qk, 0, 0, h).view(kv, group, d), narrow(kt, 2, 0, n)), -1)
+            a = bmm(p, narrow(vc, 1, 0, n)).view(1, h * d)
+            x = x + o(a.to(act) if cast else a)
+            g = gu(div(mul(x, g2), hypot(vnorm(x), c), out=buf))
+            x = x + down(silu(narrow(g, 1, 0, inter)) * narrow(g, 1, inter, inter))
+        return self._lm_kernel(div(mul(x, self._final_g), hypot(vnorm(x), c), out=buf)).view(-1).float()
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """fp32 logits for final-normed hidden rows, a chunk at a time (the weight is large)."""
+        import torch
+
+        w = self._lm_head.dense_weight()
+        return torch.cat([self._lm_head.dense(hidden[i : i + 256], w) for i in range(0, len(hidden), 256)])
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def logits(self, input_ids: list[int]) -> torch.Tensor:
+        """Logits ``(len(input_ids), vocab)`` in fp32 for every position (perplexity checks).
+
+        Runs the prefill path (fp32 arithmetic on this decoder's weights), so int8/bf16
+        figures measure the weight format, not the decode kernels' bf16 rounding.
+        """
+        import torch
+
+        ids = self._check_ids(input_ids, 0)
+        self._ticket += 1
+        with torch.inference_mode(), intra_op_threads(self._thread_count()):
+            self._ensure_capacity(len(ids))
+            self._cached_ids = []
+            hidden = self._prefill(ids, 0, all_rows=True)
+            self._cached_ids = ids
+            return self._head(hidden)
+
+    def generate(self, input_ids: list[int], options: GenerationOptions, *,
+                 should_stop: Callable[[], bool] | None = None,
+                 eos_token_ids: Iterable[int] | None = None) -> Iterator[int]:
+        """Yield generated token ids one at a time (the EOS token itself is not yielded).
+
+        Sampling follows ``options`` (temperature 0 = greedy; top_k, top_p, repetition
+        penalty, seed, max_new_tokens); ``options.stop`` strings are the caller's job.
+        ``eos_token_ids`` defaults to the model's own EOS ids; an empty set never stops at
+        EOS. ``should_stop`` is polled before each token. The arguments are checked here,
+        before the first ``next()``; ``last_stop_reason`` says afterwards why it ended.
+        """
+        ids = self._check_ids(input_ids, 1)
+        eos = self.eos_token_ids if eos_token_ids is None else frozenset(int(t) for t in eos_token_ids)
+        self._ticket += 1
+        return self._run(ids, options, should_stop, eos, self._ticket)
+
+    def _run(self, ids: list[int], options: GenerationOptions, should_stop: Callable[[], bool] | None,
+             eos: frozenset[int], ticket: int) -> Iterator[int]:
+        import torch
+
+        self.last_stop_reason = None
+        sampler = Sampler(options, self.vocab_size, ids)
+        self._check_ticket(ticket)
+        threads = self._thread_count()  # decided once a call, restored around every step
+        with torch.inference_mode(), intra_op_threads(threads):
+            logits = self._start(ids, options.max_new_tokens)
+        pos, reason = len(ids), "length"
+        for i in range(options.max_new_tokens):
+            if should_stop is not None and should_stop():
+                reason = "cancelled"
+                break
+            token = sampler(logits)
+            if token in eos:
+                reason = "eos"
+                break
+            yield token
+            if i + 1 == options.max_new_tokens:
+                break
+            if pos >= self.max_seq_len:
+                reason = "context"
+                break
+            self._check_ticket(ticket)
+            with torch.inference_mode(), intra_op_threads(threads):
+                logits = self._decode(token, pos)
+            self._cached_ids.append(token)
+            pos += 1
+        self.last_stop_reason = reason
+
+    def _thread_count(self) -> int | None:
+        if self.threads == "auto":
+            return busy_machine_threads()
+        return None if self.threads is None else int(self.threads)
+
+    def _check_ticket(self, ticket: int) -> None:
+        if ticket != self._ticket:
+            raise ModelError("a newer generate() or logits() call on this FastDecoder took its KV cache; "
+                             "finish or close one generation before starting the next")
+
+    def reset(self) -> None:
+        """Forget the cached prefix and free the KV cache (the next call prefills everything)."""
+        self._ticket += 1
+        self._cached_ids = []
+        self._k = self._v = None
+        self._views = []
+
+    def _start(self, ids: list[int], max_new: int) -> torch.Tensor:
+        """Prefill what the cache does not already hold of ``ids``; return the next logits."""
+        reuse = _common_prefix(self._cached_ids, ids)
+        reuse = min(reuse, len(ids) - 1)  # prefill at least one token, for its logits
+        self._cached_ids = self._cached_ids[:reuse]
+        self._ensure_capacity(min(self.max_seq_len, len(ids) + max_new))
+        hidden = self._prefill(ids[reuse:], reuse)
+        self._cached_ids = list(ids)
+        return self._lm_kernel(hidden.to(self._act)).view(-1).float()
+
+    def _check_ids(self, input_ids: list[int], room: int) -> list[int]:
+        ids = [int(t) for t in input_ids]
+        if not ids:
+            raise ModelError("input_ids is empty; pass at least one token (e.g. the BOS token)")
+        if len(ids) + room > self.max_seq_len:
+            raise ModelError(f"the prompt has {len(ids)} tokens but this decoder holds at most "
+                             f"{self.max_seq_len}; trim the history or raise max_seq_len")
+        bad = [t for t in ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise ModelError(f"token ids {bad[:5]} are outside the vocabulary (0..{self.vocab_size - 1}); "
+                             "the tokenizer does not match the model")
+        return ids
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _model_eos_ids(hf_model: Any) -> frozenset[int]:
+    """EOS ids from the generation config, else the model config (int or list)."""
+    ids: set[int] = set()
+    for cfg in (getattr(hf_model, "generation_config", None), hf_model.config):
+        value = getattr(cfg, "eos_token_id", None) if cfg is not None else None
+        if value is not None:
+            ids.update([value] if isinstance(value, int) else value)
+    return frozenset(int(i) for i in ids)
+
+

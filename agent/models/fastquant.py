@@ -1,0 +1,356 @@
+"""The numeric pieces of :mod:`agent.models.fastpath`: weight formats, the token sampler and
+the thread policy for the kernels.
+
+A linear layer is stored as fp32, bf16, int8 or int4 (:class:`PackedLinear`).
+
+Decoding one token is a chain of matrix-vector products, so its speed is set by how many
+weight bytes cross the memory bus: int8 moves a quarter of fp32, int4 an eighth. Prefill
+multiplies many tokens at once and is compute-bound instead, and on AVX2 CPUs without native
+bf16 or int8 dot products (no AVX512-BF16, AMX or VNNI) the fastest way to do that is plain
+fp32 GEMM. So every format offers two products:
+
+- a *kernel* for a few rows, in the format's own activation dtype: int8 ->
+  ``torch._weight_int8pack_mm`` and int4 -> ``torch._weight_int4pack_mm_for_cpu``, both
+  with bf16 activations (with fp32 activations they are 6-20x slower);
+- ``dense(x)``: for many rows, in fp32 on a temporary fp32 copy of the weight
+  (de-quantizing costs ~1 ms a layer, far less than the GEMM it enables).
+
+int8 is symmetric per output channel. int4 is asymmetric in groups of 32 inputs
+(``w = (q - 8) * scale + zero``, q in 0..15), which is exactly GGUF's Q4_1 layout: for the
+embedded SmolLM2 (a Q4_1 GGUF) it reproduces the weights up to bf16 rounding of the scales.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from agent.options import GenerationOptions
+
+__all__ = ["WEIGHT_MODES", "PackedLinear", "Sampler", "pack_linear", "quantize_int8", "quantize_int4",
+           "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads",
+           "intra_op_threads"]
+
+WEIGHT_MODES = ("int8", "int4", "bf16", "fp32")
+"""Formats :func:`pack_linear` accepts."""
+
+INT4_GROUP = 32
+
+
+def activation_dtype(mode: str) -> torch.dtype:
+    """The dtype a format's kernel expects its input in."""
+    import torch
+
+    return torch.float32 if mode == "fp32" else torch.bfloat16
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8: ``weight ~= q * scale[:, None]``.
+
+    Returns ``(q, scale)`` with ``q`` int8 of the weight's shape and ``scale`` fp32 per row.
+    A row's scale comes from its largest magnitude; rows of zeros get scale 1 to avoid
+    dividing by zero. The scale is rounded to a bf16 value *before* quantizing, because the
+    decode kernel takes its scales in bf16: rounding afterwards would bias a whole row by up
+    to 0.4%, while rounding first keeps fp32 prefill and bf16 decode on the same weights.
+    """
+    import torch
+
+    w = weight.detach().to(torch.float32)
+    amax = w.abs().amax(dim=1)
+    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    scale = scale.to(torch.bfloat16).to(torch.float32)
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q.contiguous(), scale
+
+
+def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric int4 in groups of ``group`` inputs: ``w ~= (q - 8) * scale + zero``.
+
+    Returns ``(q, scale, zero)``: ``q`` uint8 in 0..15 of the weight's shape, ``scale`` and
+    ``zero`` fp32 ``(out, in / group)``, both rounded to bf16 values before ``q`` is chosen
+    (the kernel reads them in bf16), so the fp32 and bf16 paths share the same weights.
+    """
+    import torch
+
+    w = weight.detach().to(torch.float32)
+    n, k = w.shape
+    g = w.view(n, k // group, group)
+    lo, hi = g.amin(-1), g.amax(-1)
+    scale = torch.where(hi > lo, (hi - lo) / 15.0, torch.ones_like(lo)).to(torch.bfloat16).float()
+    zero = (lo + 8 * scale).to(torch.bfloat16).float()
+    q = torch.round((g - zero[..., None]) / scale[..., None] + 8).clamp_(0, 15).to(torch.uint8)
+    return q.view(n, k), scale, zero
+
+
+@dataclass(frozen=True)
+class PackedLinear:
+    """One linear layer (``y = x @ W.T + b``) in a storage ``mode``, with its two products.
+
+    ``weight`` is what the kernel reads: fp32/bf16 ``(out, in)``, int8 ``(out, in)``, or
+    int4 in torch's packed CPU layout. ``scale`` (fp32; per row for int8, per group for
+    int4), ``zero`` and ``nibbles`` (int4: two weights a byte, a plain layout for
+    de-quantizing) serve ``dense``; ``kernel_scales`` are the kernel's bf16 scales.
+    """
+
+    mode: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+    kernel_scales: torch.Tensor | None = None
+    zero: torch.Tensor | None = None
+    nibbles: torch.Tensor | None = None
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    def dense_weight(self) -> torch.Tensor:
+        """The weight as fp32 ``(out, in)``; a temporary copy unless the mode is fp32."""
+        import torch
+
+        if self.mode == "int8":
+            assert self.scale is not None
+            return self.weight.to(torch.float32).mul_(self.scale[:, None])
+        if self.mode == "int4":
+            assert self.nibbles is not None and self.scale is not None and self.zero is not None
+            n, groups = self.scale.shape
+            q = torch.stack([self.nibbles & 15, self.nibbles >> 4], -1).view(n, groups, -1).to(torch.float32)
+            return q.sub_(8).mul_(self.scale[..., None]).add_(self.zero[..., None]).view(n, -1)
+        return self.weight.to(torch.float32)
+
+    def dense(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """fp32 product for many rows; pass ``weight`` (from :meth:`dense_weight`) to reuse it."""
+        import torch.nn.functional as F
+
+        return F.linear(x, self.dense_weight() if weight is None else weight, self.bias)
+
+    def kernel(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A callable ``x -> y`` with the weight bound, for the per-token hot loop; ``x`` in
+        :func:`activation_dtype` of the mode. A ``functools.partial`` over the aten op keeps
+        the per-call Python cost to one C call."""
+        import torch
+        import torch.nn.functional as F
+
+        if self.mode not in ("int8", "int4"):
+            bias = None if self.bias is None else self.bias.to(self.weight.dtype)
+            return functools.partial(F.linear, weight=self.weight, bias=bias)
+        assert self.kernel_scales is not None
+        if self.mode == "int8":
+            mm = functools.partial(torch._weight_int8pack_mm, mat2=self.weight, scales=self.kernel_scales)
+        else:
+            mm = functools.partial(torch._weight_int4pack_mm_for_cpu, mat2=self.weight, qGroupSize=INT4_GROUP,
+                                   qScaleAndZeros=self.kernel_scales)
+        if self.bias is None:
+            return mm
+        bias = self.bias.to(torch.bfloat16)
+        return lambda x: mm(x).add_(bias)
+
+
+PackedLayer = tuple["torch.Tensor", PackedLinear, PackedLinear, "torch.Tensor", PackedLinear, PackedLinear]
+"""A decoder layer: (input norm gain, qkv, o, post-attention norm gain, gate_up, down)."""
+
+
+def int4_fits(weight: torch.Tensor) -> bool:
+    """Whether torch's int4 CPU kernel takes this shape (out % 16, in % group)."""
+    n, k = weight.shape
+    return n % 16 == 0 and k % INT4_GROUP == 0
+
+
+def on_int4_grid(hf_model: object, tolerance: float = 1e-2) -> bool:
+    """Whether the model's linear weights already are 4-bit in groups of 32 (``d * q + m``,
+    q in 0..15, as GGUF Q4_1 stores them), so int4 loses nothing. Checks a few matrices."""
+    import torch
+
+    layers = hf_model.model.layers  # type: ignore[attr-defined]
+    picks = [layers[0].self_attn.q_proj, layers[0].mlp.down_proj, layers[-1].mlp.gate_proj]
+    for linear in picks:
+        w = linear.weight.detach()
+        if not int4_fits(w):
+            return False
+        g = w.to(torch.float32).view(w.shape[0], -1, INT4_GROUP)
+        lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+        steps = (g - lo) / torch.where(hi > lo, (hi - lo) / 15.0, torch.ones_like(lo))
+        if float((steps - steps.round()).abs().max()) > tolerance:
+            return False
+    return True
+
+
+def pack_linear(weight: torch.Tensor, bias: torch.Tensor | None, mode: str) -> PackedLinear:
+    """Store ``weight`` (``(out, in)``, any float dtype) and ``bias`` in ``mode``.
+
+    fp32 reuses the given tensor when it already is contiguous fp32 (no copy), so a decoder
+    in fp32 mode shares memory with the Hugging Face model it came from. A shape the int4
+    kernel does not take is stored as int8.
+    """
+    import torch
+
+    b = None if bias is None else bias.detach().to(torch.float32).contiguous()
+    w = weight.detach()
+    if mode == "fp32":
+        return PackedLinear(mode, w.to(torch.float32).contiguous(), b)
+    if mode == "bf16":
+        return PackedLinear(mode, w.to(torch.bfloat16).contiguous(), b)
+    if mode == "int4" and int4_fits(w):
+        q, scale, zero = quantize_int4(w)
+        packed = torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32), 1)
+        kernel_scales = torch.stack([scale.t(), zero.t()], -1).to(torch.bfloat16).contiguous()
+        nibbles = (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
+        return PackedLinear(mode, packed, b, scale, kernel_scales, zero, nibbles)
+    if mode in ("int8", "int4"):
+        q8, scale = quantize_int8(w)
+        return PackedLinear("int8", q8, b, scale, scale.to(torch.bfloat16))
+    raise ModelError(f"unknown weights mode {mode!r}; use one of {', '.join(WEIGHT_MODES)}")
+
+
+def pack_layers(layers: Sequence[Any], n_heads: int, n_kv: int, head_dim: int, mode: str) -> list[PackedLayer]:
+    """Each HF decoder layer as ``(norm1, qkv, o, norm2, gate_up, down)`` packed in ``mode``.
+
+    q/k/v and gate/up become one matrix each (one kernel call instead of three or two), the
+    attention scale is folded into the q rows, and q/k rows are permuted per head so that
+    dim j sits next to j + d/2 (the pairs HF's ``rotate_half`` rotates): RoPE then is one
+    complex multiply, and q.k is unchanged because q and k are permuted alike.
+    """
+    import torch
+
+    d = head_dim
+    perm = torch.arange(d).view(2, d // 2).t().reshape(-1)
+
+    def rope_rows(w: torch.Tensor | None, heads: int, scale: float = 1.0) -> torch.Tensor | None:
+        if w is None:
+            return None
+        w = w.detach().to(torch.float32)
+        return (w.reshape(heads, d, -1)[:, perm].reshape(w.shape) * scale).contiguous()
+
+    def cat(*ts: torch.Tensor | None) -> torch.Tensor | None:
+        return None if any(t is None for t in ts) else torch.cat([t.detach().float() for t in ts])  # type: ignore[union-attr]
+
+    def weight(*ts: torch.Tensor | None) -> torch.Tensor:
+        out = cat(*ts)
+        assert out is not None  # weights, unlike biases, always exist
+        return out
+
+    packed = []
+    for layer in layers:
+        a, m = layer.self_attn, layer.mlp
+        scaling = float(getattr(a, "scaling", d**-0.5))
+        qkv = pack_linear(
+            weight(rope_rows(a.q_proj.weight, n_heads, scaling), rope_rows(a.k_proj.weight, n_kv), a.v_proj.weight),
+            cat(rope_rows(_bias(a.q_proj), n_heads, scaling), rope_rows(_bias(a.k_proj), n_kv), _bias(a.v_proj)),
+            mode)
+        gate_up = pack_linear(weight(m.gate_proj.weight, m.up_proj.weight), cat(_bias(m.gate_proj), _bias(m.up_proj)), mode)
+        packed.append((_norm(layer.input_layernorm), qkv, pack_linear(a.o_proj.weight, _bias(a.o_proj), mode),
+                       _norm(layer.post_attention_layernorm), gate_up,
+                       pack_linear(m.down_proj.weight, _bias(m.down_proj), mode)))
+    return packed
+
+
+def _bias(linear: Any) -> torch.Tensor | None:
+    return None if getattr(linear, "bias", None) is None else linear.bias.detach()
+
+
+def _norm(module: Any) -> torch.Tensor:
+    import torch
+
+    return module.weight.detach().to(torch.float32).contiguous()
+
+
+class Sampler:
+    """Picks the next token from fp32 logits the way HF ``generate`` would: repetition
+    penalty over every token seen (prompt included), then temperature, top-k, top-p."""
+
+    def __init__(self, options: GenerationOptions, vocab_size: int, prompt: list[int]):
+        import torch
+
+        self.options = options
+        self.penalty = float(options.repetition_penalty)
+        self.seen = torch.zeros(vocab_size, dtype=torch.bool)
+        if self.penalty != 1.0:
+            self.seen[torch.tensor(prompt)] = True
+        self.generator = torch.Generator()
+        if options.seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(options.seed))
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        import torch
+
+        opts = self.options
+        if self.penalty != 1.0:
+            p = self.penalty
+            logits = torch.where(self.seen, torch.where(logits < 0, logits * p, logits / p), logits)
+        if opts.greedy:
+            token = int(torch.argmax(logits))
+        else:
+            token = self._sample(logits / opts.temperature)
+        if self.penalty != 1.0:
+            self.seen[token] = True
+        return token
+
+    def _sample(self, logits: torch.Tensor) -> int:
+        import torch
+
+        k, top_p = self.options.top_k, self.options.top_p
+        if k <= 0 and top_p >= 1.0:
+            return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator))
+        if k > 0:
+            vals, idx = torch.topk(logits, min(k, len(logits)))
+            probs = torch.softmax(vals, -1)
+        else:
+            # The nucleus almost always lies within the top 256 tokens: check that against
+            # the full mass before trusting it, else sort everything (exact either way).
+            vals, idx = torch.topk(logits, min(256, len(logits)))
+            probs = torch.exp(vals - torch.logsumexp(logits, -1))
+            if float(probs.sum()) < top_p:
+                vals, idx = torch.sort(logits, descending=True)
+                probs = torch.softmax(vals, -1)
+        if top_p < 1.0:
+            # HF's rule: keep a token while the mass strictly above it is below top_p.
+            probs = probs.masked_fill((torch.cumsum(probs, -1) - probs) >= top_p, 0.0)
+        # multinomial normalizes the kept mass itself
+        return int(idx[torch.multinomial(probs, 1, generator=self.generator)])
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+
+def busy_machine_threads() -> int | None:
+    """1 when other work oversubscribes the CPUs (1-minute load above CPUs + 1), else None.
+
+    Every matmul here is a parallel region that waits for all its threads; on a busy machine
+    one of them is often descheduled and a 2-thread decode measured 5-10x slower than a
+    1-thread one (1.3 s vs 0.16 s a token at load 15 on 2 cores). On an idle machine our own
+    threads add at most the CPU count to the load, so this never fires on our account.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if load > cpus + 1 else None
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads, then restore the caller's setting
+    (cheap: ~0.1 us; the thread pool stays)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
