@@ -38,6 +38,11 @@ def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress
             raise ModelError(f"GGUF file {path} does not exist: check the path")
         return str(ensure_converted(path, cache_dir=cache_dir, progress=progress))
     if path.exists():
+        from agent.toolbox.adapters import resolve_adapter_dir
+
+        # a LoRA adapter directory (from `llmos train lm --adapter-only`): merged onto its base
+        if (merged := resolve_adapter_dir(path, cache_dir=cache_dir)) is not None:
+            return str(merged)
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a model directory (no config.json): point at a saved transformers model")
         return str(path)
