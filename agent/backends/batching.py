@@ -107,27 +107,32 @@ class _Batch:
     def width(self) -> int:
         return int(self.mask.shape[1]) if self.mask is not None else 0
 
-    def add(self, joining: list[tuple[_Request, Any, int]]) -> None:
-        """Merge prefilled sequences (request, their cache, first token) into the batch,
-        right-aligned: shorter rows get padding on the left."""
+    def add(self, cache: Any, reqs: list[_Request], lengths: list[int], tokens: list[int],
+            rows: list[int]) -> None:
+        """Merge prefilled sequences into the batch: ``rows`` of ``cache`` (left-padded, each
+        right-aligned) hold ``reqs`` with ``lengths`` real tokens; ``tokens`` come next.
+        Everything stays right-aligned: shorter rows get padding on the left."""
         import torch
         from torch.nn.functional import pad
 
-        caches = ([self.cache] if self.rows else []) + [c for _, c, _ in joining]
-        lengths = [c.get_seq_length() for _, c, _ in joining]
-        width = max([self.width, *lengths])
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        group_width = cache.get_seq_length()
+        width = max(self.width, group_width)
+        parts = [self.cache, cache] if self.rows else [cache]
+        selected = [None, index] if self.rows else [index]
 
         def stack(tensors: list[Any]) -> Any:  # [b, heads, t, dim] each, padded to width
-            return torch.cat([pad(t, (0, 0, width - t.shape[-2], 0)) for t in tensors])
+            return torch.cat([pad(t if sel is None else t.index_select(0, sel), (0, 0, width - t.shape[-2], 0))
+                              for t, sel in zip(tensors, selected, strict=True)])
 
-        self.cache = self.new_cache([(stack([c.layers[i].keys for c in caches]),
-                                      stack([c.layers[i].values for c in caches]))
-                                     for i in range(len(caches[0].layers))])
+        self.cache = self.new_cache([(stack([c.layers[i].keys for c in parts]),
+                                      stack([c.layers[i].values for c in parts]))
+                                     for i in range(len(cache.layers))])
         new_mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], dtype=torch.long, device=self.device)
         new_pos = torch.tensor(lengths, dtype=torch.long, device=self.device)
-        new_pending = torch.tensor([t for _, _, t in joining], dtype=torch.long, device=self.device)
-        new_seen = torch.zeros(len(joining), self.vocab, dtype=torch.bool, device=self.device)
-        for i, (req, _, token) in enumerate(joining):
+        new_pending = torch.tensor(tokens, dtype=torch.long, device=self.device)
+        new_seen = torch.zeros(len(reqs), self.vocab, dtype=torch.bool, device=self.device)
+        for i, (req, token) in enumerate(zip(reqs, tokens, strict=True)):
             new_seen[i, torch.tensor(req.ids + [token], device=self.device)] = True
         if self.rows:
             self.mask = torch.cat([pad(self.mask, (width - self.width, 0)), new_mask])
@@ -136,7 +141,7 @@ class _Batch:
             self.seen = torch.cat([self.seen, new_seen])
         else:
             self.mask, self.positions, self.pending, self.seen = new_mask, new_pos, new_pending, new_seen
-        self.rows.extend(req for req, _, _ in joining)
+        self.rows.extend(reqs)
         self.padded = bool((self.mask == 0).any())
 
     def keep(self, keep: list[int]) -> None:
@@ -158,6 +163,21 @@ class _Batch:
         self.seen = self.seen.index_select(0, index)
         self.rows = [self.rows[i] for i in keep]
         self.padded = bool((self.mask == 0).any())
+
+
+def _similar_lengths(requests: list[_Request], waste: float = 0.25) -> list[list[_Request]]:
+    """Split into prefill groups whose padding stays under ``waste`` of their tokens (one
+    padded forward pass beats several small ones, but not at any amount of padding)."""
+    groups: list[list[_Request]] = []
+    for req in sorted(requests, key=lambda r: len(r.ids)):
+        group = groups[-1] if groups else None
+        if group is not None:
+            total = sum(len(r.ids) for r in group) + len(req.ids)
+            if len(req.ids) * (len(group) + 1) <= (1 + waste) * total:
+                group.append(req)
+                continue
+        groups.append([req])
+    return groups
 
 
 def _choose(logits: Any, rows: Sequence[_Request], seen: Any) -> Any:
@@ -206,6 +226,7 @@ class _Scheduler:
         self.model_lock: Any = getattr(lm, "_lock", None) or nullcontext()
         self.steps = 0
         self.batched_rows = 0
+        self.prefill_passes = 0
 
     def submit(self, req: _Request) -> None:
         if self.closed:
@@ -276,44 +297,53 @@ class _Scheduler:
                 self.waiting.remove(req)
                 req.finish()
         budget = self.max_prefill_tokens
-        joining: list[tuple[_Request, Any, int]] = []
-        while self.waiting and len(self.batch.rows) + len(joining) < self.max_batch_size:
-            req = self.waiting[0]
-            if req.dead:
-                self.waiting.popleft().finish()
-                continue
-            if joining and len(req.ids) > budget:
+        admitted: list[_Request] = []
+        while self.waiting and len(self.batch.rows) + len(admitted) < self.max_batch_size:
+            if admitted and len(self.waiting[0].ids) > budget:
                 break
-            self.waiting.popleft()
-            budget -= len(req.ids)
+            admitted.append(self.waiting.popleft())
+            budget -= len(admitted[-1].ids)
+        for group in _similar_lengths(admitted):
             try:
-                prefilled = self._prefill(req)
+                self._prefill(group)
             except Exception as exc:
                 log.exception("prefill failed")
-                req.finish(error=exc)
-                continue
-            if prefilled is not None:
-                joining.append(prefilled)
-        if joining:
-            self.batch.add(joining)
+                for req in group:
+                    req.finish(error=exc)
         return True
 
-    def _prefill(self, req: _Request) -> tuple[_Request, Any, int] | None:
+    def _prefill(self, group: list[_Request]) -> None:
+        """One forward pass over the group's prompts (left-padded), then into the batch."""
         import torch
 
         assert self.batch is not None
+        lengths = [len(r.ids) for r in group]
+        width = max(lengths)
+        device = self.batch.device
+        ids = torch.tensor([[0] * (width - n) + r.ids for r, n in zip(group, lengths, strict=True)],
+                           dtype=torch.long, device=device)
+        kwargs: dict[str, Any] = {"logits_to_keep": 1} if self.keep_logits else {}
+        padded = min(lengths) < width
+        if padded:
+            mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], dtype=torch.long, device=device)
+            kwargs.update(attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
         cache = self.batch.new_cache()
-        ids = torch.tensor([req.ids], dtype=torch.long, device=self.batch.device)
-        kwargs = {"logits_to_keep": 1} if self.keep_logits else {}
         with self.model_lock:
             out = self.lm.model(input_ids=ids, past_key_values=cache, use_cache=True, **kwargs)
-        logits = out.logits[:, -1, :].float()
-        seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=logits.device)
-        seen[0, ids[0]] = True
-        token = int(_choose(logits, [req], seen)[0])
-        if not self._emit(req, token):
-            return None
-        return req, cache, token
+        self.prefill_passes += 1
+        if padded:  # padding never attends or is attended to, but keep its slots finite
+            for layer in cache.layers:
+                for i, n in enumerate(lengths):
+                    layer.keys[i, :, :width - n] = 0
+                    layer.values[i, :, :width - n] = 0
+        seen = torch.zeros(len(group), self.batch.vocab, dtype=torch.bool, device=device)
+        for i, req in enumerate(group):
+            seen[i, torch.tensor(req.ids, device=device)] = True
+        tokens = _choose(out.logits[:, -1, :].float(), group, seen).tolist()
+        keep = [i for i, (req, token) in enumerate(zip(group, tokens, strict=True)) if self._emit(req, token)]
+        if keep:
+            self.batch.add(cache, [group[i] for i in keep], [lengths[i] for i in keep], [tokens[i] for i in keep],
+                           rows=keep)
 
     def _emit(self, req: _Request, token: int) -> bool:
         """Hand a token to its consumer; False when the sequence is over."""

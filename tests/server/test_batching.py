@@ -83,6 +83,19 @@ def test_batched_greedy_output_equals_single_stream(tiny, family):
         backend.close()
 
 
+def test_prompts_arriving_together_are_prefilled_in_one_padded_pass(tiny):
+    model = tiny("llama")
+    prompts = ["Hello there", "Hello there, how are you", "Hello there, how are you today?", "Hi there, friend"]
+    serial = [model.stream(_chat(p), GREEDY).text() for p in prompts]
+    backend = BatchingBackend(model, window_ms=200)
+    try:
+        texts, _ = _run_concurrently(backend, [(0.0, _chat(p), GREEDY) for p in prompts])
+        assert backend._scheduler.prefill_passes == 1
+    finally:
+        backend.close()
+    assert texts == serial
+
+
 def test_each_sequence_keeps_its_own_options(tiny):
     model = tiny("llama")
     sampled = GenerationOptions(temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=16, seed=123)
