@@ -1,9 +1,161 @@
-"""CLI commands of the understand package (filled in by its issue)."""
+"""``llmos train intents|sentiment`` and ``llmos eval intents|sentiment``.
+
+Data files are CSV/TSV, JSONL, Rasa NLU YAML or JSON splits (``FILE#split``,
+``FILE#a+b``); see :mod:`agent.understand.data`. Progress goes to stderr, so ``--json``
+output on stdout stays machine-readable.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from typing import Any
+
+from memory.embedder import DEFAULT_EMBEDDER
+
+__all__ = ["register"]
 
 
 def register(groups: Any) -> None:
     """Add this module's commands to the parser groups."""
+    p = groups.train.add_parser("intents", help="train an intent classifier on labelled texts",
+                                description="Train an intent head on the sentence embeddings of DATA and save it.")
+    p.add_argument("data", metavar="DATA", help="CSV/TSV, JSONL, Rasa nlu.yml or FILE.json#split[+split]")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the classifier into")
+    _common(p)
+    p.set_defaults(func=_train_intents)
+
+    p = groups.train.add_parser("sentiment", help="train a sentiment classifier (e.g. on SST-2)",
+                                description="Train a sentiment head; labels negative/neutral/positive or 0/1.")
+    p.add_argument("data", metavar="DATA", help="CSV/TSV, JSONL, Rasa nlu.yml or FILE.json#split")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the classifier into")
+    _common(p)
+    p.set_defaults(func=_train_sentiment)
+
+    p = groups.eval.add_parser("intents", help="train on one data set, report accuracy/F1/out-of-scope on another",
+                               description="Train an intent head on --train and evaluate it on --test: accuracy, "
+                                           "macro-F1, out-of-scope precision/recall, training seconds, per-intent table.")
+    p.add_argument("--train", required=True, metavar="DATA")
+    p.add_argument("--test", required=True, metavar="DATA")
+    p.add_argument("--png", metavar="FILE", help="also draw the confusion matrix into this PNG")
+    p.add_argument("--rows", type=int, default=30, help="per-intent rows to print, worst first (0: all)")
+    _common(p)
+    p.set_defaults(func=_eval_intents)
+
+    p = groups.eval.add_parser("sentiment", help="accuracy and macro-F1 of a sentiment head",
+                               description="Evaluate the shipped sentiment head (or --model, or one trained on "
+                                           "--train) on --test.")
+    p.add_argument("--test", required=True, metavar="DATA")
+    p.add_argument("--train", metavar="DATA", help="train a head on this first instead of the shipped one")
+    p.add_argument("--model", metavar="DIR", help="a folder from `llmos train sentiment`")
+    p.add_argument("--png", metavar="FILE", help="also draw the confusion matrix into this PNG")
+    _common(p)
+    p.set_defaults(func=_eval_sentiment)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                   help="sentence embedder (must match the agent's memory.embedder); default: %(default)s")
+
+
+def _embedder(name: str) -> Any:
+    from memory.embedder import SentenceEmbedder
+
+    return SentenceEmbedder(name)
+
+
+class _Progress:
+    """A one-line progress display on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.tty:
+            end = "\n" if fraction >= 1.0 else ""
+            print(f"\r{self.label}: {fraction:4.0%} {message}   ", end=end, file=sys.stderr, flush=True)
+
+
+def _print(obj: dict[str, Any], as_json: bool, text: str) -> None:
+    print(json.dumps(obj, indent=2) if as_json else text)
+
+
+def _train_intents(args: argparse.Namespace) -> int:
+    from agent.understand.data import load_dataset
+    from agent.understand.intents import IntentClassifier
+
+    data = load_dataset(args.data).require_trainable()
+    clf = IntentClassifier(_embedder(args.embedder)).fit(data.texts, data.labels, progress=_Progress("embedding"))
+    folder = clf.save(args.output)
+    info = clf.info
+    summary = {
+        "output": str(folder), "examples": info["examples"], "intents": len(info["labels"]),
+        "oos_label": info["oos_label"], "threshold": round(clf.threshold, 4),
+        "similarity_threshold": round(clf.similarity_threshold, 4),
+        "train_seconds": info["train_seconds"], "embed_seconds": info["embed_seconds"],
+    }
+    text = (f"trained {summary['intents']} intents on {summary['examples']} examples -> {folder}\n"
+            f"head {summary['train_seconds']:.1f}s (+{summary['embed_seconds']:.1f}s embedding); "
+            f"out-of-scope below confidence {summary['threshold']:.3f} or similarity "
+            f"{summary['similarity_threshold']:.3f} -> {summary['oos_label']!r}")
+    _print(summary, args.json, text)
+    return 0
+
+
+def _train_sentiment(args: argparse.Namespace) -> int:
+    from agent.understand.data import load_dataset
+    from agent.understand.sentiment import SentimentClassifier
+
+    data = load_dataset(args.data).require_trainable()
+    clf = SentimentClassifier(_embedder(args.embedder)).fit(data.texts, data.labels, progress=_Progress("embedding"))
+    folder = clf.save(args.output)
+    info = clf.info
+    summary = {"output": str(folder), "examples": info["examples"], "labels": info["labels"],
+               "train_seconds": info["train_seconds"], "embed_seconds": info["embed_seconds"]}
+    text = (f"trained sentiment ({', '.join(info['labels'])}) on {info['examples']} examples -> {folder}\n"
+            f"head {info['train_seconds']:.1f}s (+{info['embed_seconds']:.1f}s embedding)")
+    _print(summary, args.json, text)
+    return 0
+
+
+def _eval_intents(args: argparse.Namespace) -> int:
+    from agent.understand.data import load_dataset
+    from agent.understand.evaluate import evaluate_intents
+    from agent.understand.metrics import format_report, save_confusion_png
+
+    train, test = load_dataset(args.train), load_dataset(args.test)
+    report, _clf = evaluate_intents(train, test, _embedder(args.embedder), progress=_Progress("embedding"))
+    if args.png:
+        report.extra["png"] = str(save_confusion_png(report, args.png, title="intents"))
+    text = format_report(report, title=f"intents: train {args.train}, test {args.test}",
+                         max_rows=args.rows or None)
+    _print(report.to_json(), args.json, text)
+    return 0
+
+
+def _eval_sentiment(args: argparse.Namespace) -> int:
+    from agent.understand.data import load_dataset
+    from agent.understand.evaluate import evaluate_sentiment
+    from agent.understand.metrics import format_report, save_confusion_png
+    from agent.understand.sentiment import SentimentClassifier
+
+    embedder = _embedder(args.embedder)
+    test = load_dataset(args.test)
+    if args.train:
+        data = load_dataset(args.train).require_trainable()
+        clf = SentimentClassifier(embedder).fit(data.texts, data.labels, progress=_Progress("embedding"))
+        source = args.train
+    else:
+        from agent.understand.defaults import shipped_dir
+
+        folder = args.model or shipped_dir("sentiment")
+        clf = SentimentClassifier.load(folder, embedder)
+        source = str(folder)
+    report = evaluate_sentiment(clf, test, embedder, progress=_Progress("embedding"))
+    if args.png:
+        report.extra["png"] = str(save_confusion_png(report, args.png, title="sentiment"))
+    _print(report.to_json(), args.json, format_report(report, title=f"sentiment: {source} on {args.test}"))
+    return 0

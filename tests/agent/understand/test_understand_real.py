@@ -1,0 +1,53 @@
+"""The shipped heads with the real embedder: the issue's "done when" examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.understand import UnderstandConfig, build_understanding
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def stage():
+    from memory.embedder import SentenceEmbedder
+
+    return build_understanding(UnderstandConfig(), SentenceEmbedder())
+
+
+def analyze(stage, text: str, prior=()):
+    return stage.analyze(text, stage.embedder.encode([text])[0], list(prior))
+
+
+def test_request_for_a_human_hands_off(stage) -> None:
+    out = analyze(stage, "I want to talk to a real person")
+    assert out.intent.label == "human_request"
+    assert out.handoff is True
+
+
+def test_furious_customer_is_negative(stage) -> None:
+    out = analyze(stage, "this is the third time your app lost my order, I'm furious")
+    assert out.sentiment.label == "negative"
+    assert out.sentiment.score < -0.5
+    assert out.intent.label == "complaint"
+
+
+def test_greeting(stage) -> None:
+    out = analyze(stage, "hi there")
+    assert out.intent.label == "greeting"
+    assert out.handoff is False
+
+
+def test_routing_intents_and_out_of_scope(stage) -> None:
+    assert analyze(stage, "write a python function that reverses a linked list").intent.label == "code_request"
+    assert analyze(stage, "please summarize the report I pasted above").intent.label == "summarize_request"
+    assert analyze(stage, "thanks a million, that fixed it").sentiment.label == "positive"
+    assert analyze(stage, "turn on the kitchen lights").intent.label == "out_of_scope"
+
+
+def test_repeated_anger_escalates(stage) -> None:
+    text = "your support is useless and I'm sick of waiting, this is a disgrace"
+    first = analyze(stage, text)
+    second = analyze(stage, text, [first.sentiment.score])
+    assert second.frustration >= 0.5 and second.handoff is True
