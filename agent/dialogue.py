@@ -228,7 +228,7 @@ class Agent:
             with timer.stage("understand"):
                 understood = self._understand(text, turn.session_id)
             with timer.stage("route"):
-                skill_name, skill_text = self._route(text, understood)
+                skill_name, skill_text = self._route(text, understood, turn.user_id)
             with timer.stage("recall"):
                 recalled = self._recall(skill_text, turn.user_id, understood)
             with timer.stage("prompt"):
@@ -320,7 +320,7 @@ class Agent:
         understood.vector = vector
         return understood
 
-    def _route(self, text: str, understood: Understood) -> tuple[str | None, str]:
+    def _route(self, text: str, understood: Understood, user_id: str = "local") -> tuple[str | None, str]:
         """Pick a skill: a slash command first, then the intent -> skill map, else chat.
 
         Returns the skill name (or None) and the text the skill or the chat should see: a
@@ -335,12 +335,24 @@ class Agent:
             return None, text
         if "memory" in self.skills and asks_what_is_remembered(text):
             return "memory", text
-        routes = getattr(self.config.understanding, "routes", {}) or {}
-        if understood.intent is not None:
-            name = routes.get(understood.intent.label)
-            if name in self.skills:
-                return str(name), text
-        return None, text
+        if self.understanding is None or understood.intent is None:
+            return None, text
+        from agent.understand.routing import route_for
+
+        name = route_for(understood.intent, self.config.understanding, available_skills=self.skills,
+                         has_knowledge_base=self._has_knowledge_base(user_id))
+        return name, text
+
+    def _has_knowledge_base(self, user_id: str) -> bool:
+        """Whether any documents (shared, or the user's own) could ground an answer."""
+        if self.memory is None:
+            return False
+        from memory.kb import list_documents
+
+        try:
+            return bool(list_documents(self.memory, None) or list_documents(self.memory, user_id))  # type: ignore[arg-type]
+        except (LlmosError, AttributeError):
+            return False
 
     def _recall(self, text: str, user_id: str, understood: Understood) -> list[MemoryRef]:
         if self.memory is None or self.config.memory.k == 0:

@@ -50,3 +50,25 @@ def test_forget_user_removes_memories_and_conversations(memory_agent):
     assert agent.remember("ann") == [] and agent.sessions("ann") == []
     reply = agent.chat("what is my pin hint?", user_id="ann")
     assert not any("giraffe" in m.text for m in reply.memories)
+
+
+def test_questions_go_to_qa_only_when_a_knowledge_base_exists(fake_config, tmp_path):
+    """A failing test first caught `ask "What is the capital of France?"` answering
+    "I don't know" from an empty knowledge base instead of chatting."""
+    from agent.turn import Label, Understood
+    from memory import FakeEmbedder, build_store, ingest_paths
+
+    class AlwaysQuestion:
+        def analyze(self, text, vector, prior):
+            return Understood(intent=Label(label="question", score=0.99))
+
+    config = fake_config(memory={"enabled": True})
+    embedder = FakeEmbedder(dim=64)
+    store = build_store(config.memory, data_dir=tmp_path / "memory", embedder=embedder)
+    agent = Agent(config, backend=FakeBackend(), memory=store, embedder=embedder, understanding=AlwaysQuestion())
+    assert agent.chat("What is the capital of France?").skill is None
+    doc = tmp_path / "faq.md"
+    doc.write_text("# Returns\nYou can return any item within 30 days of delivery.\n")
+    ingest_paths(store, [doc])
+    assert agent.chat("How long do I have to return an item?").skill == "qa"
+    agent.close()
