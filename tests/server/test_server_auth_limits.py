@@ -75,7 +75,8 @@ def test_concurrency_cap_answers_429(make_app, serve):
     app, _, _ = make_app(["slow " * 400], delay=0.05, server={"max_concurrent": 1})  # 20 s unless cancelled
     with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as first:
-            next(first.iter_lines())
+            lines = first.iter_lines()  # keep the iterator: dropping it closes the connection
+            next(lines)
             second = client.post("/v1/chat/completions", json=CHAT)
             assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_concurrent"
         # The slot comes back once the first turn ends (cancelled: the client closed it).
