@@ -19,11 +19,10 @@ the held-out rest, then on everything. From the held-out part come
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +55,8 @@ def stratified_holdout(targets: np.ndarray, fraction: float, seed: int = 0) -> t
     """Indices to fit on and to hold out: ``fraction`` of each class, keeping at least two
     examples of every class in the fit part (a class with fewer than 3 is not held out)."""
     rng = np.random.default_rng(seed)
-    fit, held = [], []
+    fit: list[int] = []
+    held: list[int] = []
     for label in np.unique(targets):
         index = np.flatnonzero(targets == label)
         rng.shuffle(index)

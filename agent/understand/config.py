@@ -41,7 +41,7 @@ class UnderstandConfig(BaseModel):
     """Shipped intents to remove (their examples become out-of-scope, not another intent)."""
     replace_default_intents: bool = False
     """Train only on `intent_examples`, without the shipped examples."""
-    oos_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    oos_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Below this confidence an intent is reported as out-of-scope; default: the threshold
     calibrated when the head was trained (stored with it)."""
     oos_label: str = OOS_LABEL
@@ -49,28 +49,28 @@ class UnderstandConfig(BaseModel):
 
     sentiment_model: str | None = None
     """A folder written by `llmos train sentiment`; default: the shipped SST-2 head."""
-    neutral_band: float = Field(0.35, ge=0.0, lt=1.0)
+    neutral_band: float = Field(default=0.35, ge=0.0, lt=1.0)
     """Signed sentiment scores in (-band, +band) are labelled neutral: the head is unsure."""
 
-    frustration_decay: float = Field(0.6, gt=0.0, le=1.0)
+    frustration_decay: float = Field(default=0.6, gt=0.0, le=1.0)
     """Weight of each older user turn relative to the next one in the frustration average
     (1.0: a plain mean of the session; smaller: recent turns dominate)."""
-    frustration_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    frustration_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     """Hand off to a human when frustration (0..1) reaches this; 1.0 effectively disables it."""
-    frustration_min_turns: int = Field(2, ge=1)
+    frustration_min_turns: int = Field(default=2, ge=1)
     """User turns (this one included) before frustration alone may trigger a handoff, so a
     single blunt message does not escalate."""
 
     handoff_intent: str = HANDOFF_INTENT
     """The intent that asks for a human; it sets `Reply.handoff`."""
-    handoff_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    handoff_min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     """Confidence the handoff intent needs before it triggers a handoff."""
 
     routes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ROUTES))
     """Intent -> skill name. Slash commands win over these; unmatched intents go to chat."""
     knowledge_skills: list[str] = Field(default_factory=lambda: ["qa"])
     """Skills that are routed to by intent only when a knowledge base exists."""
-    min_route_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    min_route_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
     """An intent routes to its skill only at or above this confidence."""
 
     @model_validator(mode="after")

@@ -146,8 +146,10 @@ def _missing_columns(path: Path, found: list[str]) -> InputError:
 
 def _read_delimited(raw: str, path: Path, delimiter: str) -> list[tuple[Any, Any]]:
     # GLUE TSVs (SST-2) are unquoted and contain stray double quotes in sentences.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.DictReader(raw.splitlines(), delimiter=delimiter, quoting=quoting)
+    if delimiter == "\t":
+        reader = csv.DictReader(raw.splitlines(), delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.DictReader(raw.splitlines(), delimiter=delimiter)
     header = list(reader.fieldnames or [])
     text_key, label_key = _pick(header, TEXT_KEYS), _pick(header, LABEL_KEYS)
     if text_key is None or label_key is None:
@@ -171,7 +173,7 @@ def _pair(item: Any, where: str) -> tuple[Any, Any]:
 
 
 def _read_jsonl(raw: str, path: Path) -> list[tuple[Any, Any]]:
-    pairs = []
+    pairs: list[tuple[Any, Any]] = []
     for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
@@ -200,7 +202,7 @@ def _read_json(raw: str, path: Path, splits: list[str]) -> list[tuple[Any, Any]]
             f"{path} holds several splits ({', '.join(available)}); pick them with "
             f"{path}#split or {path}#split1+split2"
         )
-    pairs = []
+    pairs: list[tuple[Any, Any]] = []
     for split in splits:
         if split not in available:
             raise InputError(f"{path} has no split {split!r}; available: {', '.join(available)}")

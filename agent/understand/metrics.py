@@ -156,7 +156,7 @@ def save_confusion_png(report: Report, path: str | Path, *, title: str = "confus
             for j in range(n):
                 if counts[i, j]:
                     color = "white" if normalised[i, j] > 0.5 else "black"
-                    ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7, color=color)
+                    ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     fig.savefig(path)
