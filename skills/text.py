@@ -88,13 +88,17 @@ def ask_model(backend: Any, system: str, user: str, *, max_new_tokens: int, stop
     if until is None:
         return str(stream.text())
     text = ""
-    for piece in stream:
-        text += piece
-        if until(text):
-            cancel = getattr(stream, "cancel", None)
-            if callable(cancel):
-                cancel()
-            break
+    try:
+        for piece in stream:
+            text += piece
+            if until(text):
+                break
+    finally:
+        # Stop generating now, and free the model for the skill's next call (a stream left
+        # half-read would keep it busy).
+        close = getattr(stream, "close", None) or getattr(stream, "cancel", None)
+        if callable(close):
+            close()
     return text
 
 

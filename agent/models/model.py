@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agent.errors import BackendError, InputError
@@ -49,6 +50,7 @@ class LanguageModel:
         self.fast = fast
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self._lock = threading.Lock()
+        self._holder: tuple[int, weakref.ref[TextStream] | None] | None = None
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_token_ids = self._eos_ids()
@@ -115,35 +117,80 @@ class LanguageModel:
                 f"the prompt is {len(ids)} tokens but {self.name} reads at most {self.context_window}; shorten it"
             )
         out = TextStream(prompt_tokens=len(ids))
-        return out.attach(stream_text(self._token_ids(ids, options, out), self.tokenizer, options.stop))
+        # The generator holds only a weak reference to its stream: a stream dropped half-read
+        # is then freed (and its generation lock released) by reference counting at once,
+        # not whenever the cycle collector happens to run.
+        return out.attach(stream_text(self._token_ids(ids, options, weakref.ref(out)), self.tokenizer,
+                                      options.stop))
 
-    def _token_ids(self, ids: list[int], options: GenerationOptions, out: TextStream) -> Iterator[int]:
+    def _acquire(self, ref: weakref.ref[TextStream] | None) -> None:
+        """Take the generation lock for the stream behind ``ref``.
+
+        Generation is one at a time per model. A stream this same thread left unfinished
+        (read part-way and still referenced) would otherwise make the thread wait for itself
+        forever; it is cancelled instead, since the thread has moved on from it.
+        """
+        if not self._lock.acquire(blocking=False):
+            holder = self._holder
+            if holder is not None and holder[0] == threading.get_ident():
+                previous = holder[1]() if holder[1] is not None else None
+                log.debug("a new generation on this thread cancels its unfinished stream")
+                if previous is not None:
+                    previous.close()
+                else:  # the stream is gone but its generator is not yet: collect it
+                    import gc
+
+                    gc.collect()
+            self._lock.acquire()
+        self._holder = (threading.get_ident(), ref)
+
+    def _release(self) -> None:
+        self._holder = None
+        self._lock.release()
+
+    def _token_ids(self, ids: list[int], options: GenerationOptions, ref: weakref.ref[TextStream]) -> Iterator[int]:
         budget = options.max_new_tokens
         if not self.is_seq2seq:
             budget = min(budget, self.context_window - len(ids))
             options = options.model_copy(update={"max_new_tokens": max(budget, 1)})
-        with self._lock:
-            source = (self.fast.generate(ids, options, should_stop=lambda: out.cancelled,
-                                         eos_token_ids=self.eos_token_ids)
-                      if self.fast is not None else self._hf_token_ids(ids, options, out))
+
+        def cancelled() -> bool:
+            stream = ref()
+            return stream is None or stream.cancelled
+
+        produced = 0
+        self._acquire(ref)
+        try:
+            source = (self.fast.generate(ids, options, should_stop=cancelled, eos_token_ids=self.eos_token_ids)
+                      if self.fast is not None else self._hf_token_ids(ids, options, cancelled))
             try:
                 for token_id in source:
                     if int(token_id) in self.eos_token_ids:
                         break
-                    out.completion_tokens += 1
+                    produced += 1
+                    stream = ref()
+                    if stream is not None:
+                        stream.completion_tokens = produced
+                    del stream
                     yield int(token_id)
-                    if out.cancelled:
+                    if cancelled():
                         break
             finally:
                 close = getattr(source, "close", None)
                 if close is not None:
                     close()
-        if out.cancelled:
-            out.finish_reason = "cancelled"
-        elif out.completion_tokens >= options.max_new_tokens:
-            out.finish_reason = "length"
+        finally:
+            self._release()
+        stream = ref()
+        if stream is None:
+            return
+        if stream.cancelled:
+            stream.finish_reason = "cancelled"
+        elif produced >= options.max_new_tokens:
+            stream.finish_reason = "length"
 
-    def _hf_token_ids(self, ids: list[int], options: GenerationOptions, out: TextStream) -> Iterator[int]:
+    def _hf_token_ids(self, ids: list[int], options: GenerationOptions,
+                      cancelled: Callable[[], bool]) -> Iterator[int]:
         """transformers' ``generate`` in a thread; token ids come back through a queue."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -168,7 +215,7 @@ class LanguageModel:
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                stop = out.cancelled or done.is_set()
+                stop = cancelled() or done.is_set()
                 return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
         kwargs = _hf_kwargs(options, self.tokenizer)
@@ -233,10 +280,14 @@ class LanguageModel:
         finally:
             tok.padding_side = side
         batch = {k: v.to(self.model.device) for k, v in batch.items()}
-        with self._lock, torch.inference_mode():
-            if options.seed is not None:
-                torch.manual_seed(options.seed)
-            out = self.model.generate(**batch, **_hf_kwargs(options, tok))
+        self._acquire(None)
+        try:
+            with torch.inference_mode():
+                if options.seed is not None:
+                    torch.manual_seed(options.seed)
+                out = self.model.generate(**batch, **_hf_kwargs(options, tok))
+        finally:
+            self._release()
         start = 0 if self.is_seq2seq else batch["input_ids"].shape[1]
         results = []
         for row in out[:, start:]:

@@ -148,9 +148,22 @@ class TextStream:
             raise
 
     def close(self) -> None:
+        """Stop reading: generation ends and the model is free for the next one. A stream
+        closed before it finished reports ``finish_reason == "cancelled"``."""
+        if self.finish_reason is None:
+            self._cancel.set()
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+        self._pieces = iter(())
+        if self.finish_reason is None:
+            self.finish_reason = "cancelled"
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def text(self) -> str:
         """Consume the rest of the stream and return it joined."""
