@@ -95,6 +95,9 @@ class TurnResult(BaseModel):
     failures: list[str]
     latency_ms: float
     tokens: int
+    intent: str | None = None
+    skill: str | None = None
+    handoff: bool = False
 
 
 def load_suite(path: str | Path) -> ConversationSuite:
@@ -156,7 +159,9 @@ def run_suite(agent: Any, suite: ConversationSuite,
             result = TurnResult(conversation=conversation.name, turn=number, text=step.user, reply=reply.text,
                                 passed=not failures, failures=failures,
                                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
-                                tokens=reply.tokens.completion)
+                                tokens=reply.tokens.completion,
+                                intent=reply.intent.label if reply.intent is not None else None,
+                                skill=reply.skill, handoff=reply.handoff)
             results.append(result)
             if on_result is not None:
                 on_result(result)
