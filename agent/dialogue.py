@@ -327,8 +327,9 @@ class Agent:
         slash command is removed from it.
         """
         if text.startswith("/"):
-            command, _, rest = text[1:].partition(" ")
-            command = command.strip().lower()
+            # The command ends at any whitespace: "/check" may be followed by a newline and code.
+            command, rest = (text[1:].split(maxsplit=1) + ["", ""])[:2]
+            command = command.lower()
             for name, skill in self.skills.items():
                 if command and command in (name, getattr(skill, "command", None)):
                     return name, rest.strip() or text

@@ -59,10 +59,11 @@ def test_webhook_receiver_records_posts():
 
 @pytest.mark.real
 def test_support_bot_conversations(shop_db: Path, tmp_path: Path):
+    from shop_skill import shop_orders
+
     from agent.convtest import load_suite, run_suite
     from agent.server.config import WebhookConfig
     from agent.server.webhook import HandoffNotifier
-    from shop_skill import shop_orders
 
     server = _receiver_module().make_server(port=0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

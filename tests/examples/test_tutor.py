@@ -1,7 +1,6 @@
-"""The tutor example end to end: two sessions of one learner on the real default model.
-Session one: a struggle is mentioned and the session is summarised. Session two: the tutor
-recalls the struggle from memory. (The sandboxed code exercise, examples/tutor/exercise.yml, is
-not run here: model-written code takes minutes on a shared CPU.)"""
+"""The tutor example end to end on the real default model and embedder: two sessions of one
+learner (a struggle mentioned and summarised, then recalled), and a code exercise whose
+learner-written solutions run in the sandbox, remembered for the next session."""
 
 from __future__ import annotations
 
@@ -32,6 +31,30 @@ def test_tutor_conversations(tmp_path: Path):
                                 overrides={"generation": {"max_new_tokens": 32}})
     try:
         results = run_suite(agent, load_suite(TUTOR / "conversations.yml"))
+        failures = [f"{r.conversation} #{r.turn}: {r.failures} (reply: {r.reply[:300]!r})" for r in results if not r.passed]
+        assert not failures, "\n".join(failures)
+    finally:
+        agent.close()
+
+
+@pytest.mark.real
+def test_tutor_exercise_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from agent.convtest import load_suite, run_suite
+    from skills.config import SandboxConfig
+    from skills.sandbox import Sandbox
+
+    if Sandbox(SandboxConfig()).isolation.mode is None:
+        pytest.skip("this machine cannot isolate code, so the exercise would not run")
+    monkeypatch.syspath_prepend(str(TUTOR / "exercises"))
+    sys.modules.pop("tutor_exercises", None)
+    from tutor_exercises import check, exercise
+
+    agent = build_example_agent(TUTOR / "agent.yaml", tmp_path / "data", skills={"exercise": exercise, "check": check},
+                                overrides={"generation": {"max_new_tokens": 32}})
+    try:
+        results = run_suite(agent, load_suite(TUTOR / "exercise.yml"))
         failures = [f"{r.conversation} #{r.turn}: {r.failures} (reply: {r.reply[:300]!r})" for r in results if not r.passed]
         assert not failures, "\n".join(failures)
     finally:
