@@ -61,9 +61,12 @@ class TurnStream:
     ``finish_reason == "cancelled"`` and what was generated so far is kept.
     """
 
-    def __init__(self, agent: Agent, text: str, user_id: str, session_id: str, timer: _Timer) -> None:
+    def __init__(self, agent: Agent, text: str, user_id: str, session_id: str, timer: _Timer,
+                 progress: Callable[[float, str], None] | None = None) -> None:
         self.session_id = session_id
         self.user_id = user_id
+        self.progress = progress
+        """Where a long skill (map-reduce summaries) reports (fraction done, message)."""
         self.reply: Reply | None = None
         self._cancelled = threading.Event()
         self._generation: TextStream | None = None
@@ -203,11 +206,14 @@ class Agent:
         """Run one turn and return the whole reply."""
         return self.stream(text, user_id=user_id, session_id=session_id).result()
 
-    def stream(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> TurnStream:
+    def stream(self, text: str, *, user_id: str = "local", session_id: str | None = None,
+               progress: Callable[[float, str], None] | None = None) -> TurnStream:
         """Start a turn; iterate the result for text pieces, then read ``.reply``.
 
         Input is checked here, so a rejected message raises :class:`InputError` at once
-        and nothing is stored. ``session_id=None`` starts a new session.
+        and nothing is stored. ``session_id=None`` starts a new session. ``progress`` is
+        called with (fraction done, message) by skills that take several model calls
+        before their first piece (a summary of a long text), for a progress bar.
         """
         timer = _Timer()
         with timer.stage("normalize"):
@@ -216,7 +222,7 @@ class Agent:
             session_id = self.store.create_session(user_id, session_id=session_id).id
         else:
             self.store.create_session(user_id, session_id=session_id)  # checks ownership
-        return TurnStream(self, clean, user_id, session_id, timer)
+        return TurnStream(self, clean, user_id, session_id, timer, progress)
 
     def _session_lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -290,6 +296,7 @@ class Agent:
             session_id=turn.session_id, backend=self.backend, memory=self.memory, config=self.config,
             options=self.config.generation, history=history, messages=messages, recalled=recalled,
             intent=understood.intent, vector=understood.vector, should_stop=lambda: turn.cancelled,
+            progress=turn.progress,
         )
         produced: list[str] = []
         try:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from agent.cli.common import add_config_arg, build_agent
+from agent.cli.common import add_config_arg, build_agent, tqdm_progress
 
 __all__ = ["register"]
 
@@ -51,7 +51,9 @@ def register(groups: Any) -> None:
 def _ask(args: argparse.Namespace) -> int:
     agent = build_agent(args)
     try:
-        stream = agent.stream(args.text, user_id=args.user, session_id=args.session)
+        # A long /summarize runs several model calls before its first word: show a bar.
+        stream = agent.stream(args.text, user_id=args.user, session_id=args.session,
+                              progress=None if args.json else tqdm_progress("working"))
         if args.json:
             reply = stream.result()
             print(json.dumps(reply.model_dump(mode="json"), ensure_ascii=False))

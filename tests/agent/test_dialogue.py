@@ -104,7 +104,7 @@ def test_turns_of_one_session_keep_their_order_under_threads(fake_agent):
         t.join()
     history = agent.history(session)
     assert len(history) == 40
-    for question, answer in zip(history[::2], history[1::2]):
+    for question, answer in zip(history[::2], history[1::2], strict=True):
         assert answer.content == f"You said: {question.content}"
 
 
@@ -265,3 +265,18 @@ def test_stored_replies_keep_their_timings(fake_agent):
     reply = agent.chat("hi")
     stored = agent.history(reply.session_id)[1].meta
     assert stored["timings_ms"]["generate"] >= 0 and "total" in stored["timings_ms"]
+
+
+def test_a_long_summary_reports_progress_through_the_turn(fake_agent):
+    from skills import load_skills
+
+    agent, backend = fake_agent(["part one.", "part two.", "part three.", "All of it."] * 3,
+                                skills={"summarize": {"chunk_tokens": 64}})
+    agent.skills = load_skills(agent.config.skills)
+    text = " ".join(f"Sentence number {i} says something." for i in range(60))
+    seen: list[tuple[float, str]] = []
+    reply = agent.stream(f"/summarize {text}", progress=lambda f, m: seen.append((f, m))).result()
+    assert reply.skill == "summarize" and len(backend.history) >= 3
+    fractions = [f for f, _ in seen]
+    assert len(seen) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[0][1].endswith("parts")

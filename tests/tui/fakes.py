@@ -173,7 +173,8 @@ class FakeAgent:
 
     # -- turns ---------------------------------------------------------------------------
 
-    def stream(self, text: str, user_id: str = "local", session_id: str | None = None) -> FakeTurnStream:
+    def stream(self, text: str, user_id: str = "local", session_id: str | None = None,
+               progress: Any = None) -> FakeTurnStream:
         self.calls.append((text, session_id))
         if text in self.reject:
             raise self.reject[text]

@@ -160,6 +160,12 @@ class ChatScreen(ChatActions):
             self.draft = draft
             self.views = views
 
+    class _Progress(Message):
+        def __init__(self, fraction: float, what: str) -> None:
+            super().__init__()
+            self.fraction = fraction
+            self.what = what
+
     class _Started(Message):
         def __init__(self, session_id: str) -> None:
             super().__init__()
@@ -170,7 +176,8 @@ class ChatScreen(ChatActions):
                   reply_view: MessageView) -> None:
         post = self.post_message
         try:
-            stream = self.agent.stream(text, user_id=self.user_id, session_id=session_id)
+            stream = self.agent.stream(text, user_id=self.user_id, session_id=session_id,
+                                       progress=lambda fraction, what: post(self._Progress(fraction, what)))
             self._stream = stream
             if self._stop_requested:
                 stream.cancel()
@@ -200,6 +207,10 @@ class ChatScreen(ChatActions):
         if message.session_id != self.session_id:
             self.session_id = message.session_id
             self.refresh_sessions()
+
+    def on_chat_screen__progress(self, message: _Progress) -> None:
+        if self.generating and message.fraction < 1.0:
+            self.status.state = f"working… {message.fraction:.0%} ({message.what})  (Esc stops)"
 
     async def on_chat_screen__done(self, message: _Done) -> None:
         if not message.view.is_attached:
