@@ -20,22 +20,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from agent.models.textstream import TextStream
 from agent.options import GenerationOptions
 from agent.server.errors import ApiError, describe_exception, error_payload
-from agent.server.overrides import merged_options, request_options
+from agent.server.overrides import merged_options
 from agent.server.routing import Caller, CheckedRoute, get_state
 from agent.server.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage
 from agent.server.state import ServerState
-from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse
 from agent.server.turns import (
     finish_turn,
     openai_finish,
     prepare_turn,
     reply_meta,
-    run_turn,
     split_conversation,
 )
 
@@ -86,30 +85,22 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
         prepared = prepare_turn(state, user, body.session_id, history, text)
         return Source(prepared.turn, prepared.turn.cancel, lambda: finish_turn(state, prepared), prepared)
 
-    if not body.stream:
-        try:
-            reply = await state.call(_with_options(lambda: run_turn(state, start().info), options))
-        finally:
-            release()
-        payload = head.completion(reply.text, reply.finish_reason, reply.tokens.prompt, reply.tokens.completion)
-        payload["llmos"] = reply_meta(reply)
-        return JSONResponse(payload, headers={"X-Llmos-Session": reply.session_id})
     try:
         pump = Pump(start, executor=state.executor, options=options, on_exit=release)
     except BaseException:
         release()
         raise
+    if not body.stream:
+        try:
+            reply = await pump.result(request.is_disconnected)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the turn was stored as cancelled
+        payload = head.completion(reply.text, reply.finish_reason, reply.tokens.prompt, reply.tokens.completion)
+        payload["llmos"] = reply_meta(reply)
+        return JSONResponse(payload, headers={"X-Llmos-Session": reply.session_id})
     session = (await pump.started()).info.turn.session_id
     return StreamingResponse(_events(pump, head, usage, {"session_id": session, "user_id": user}),
                              media_type="text/event-stream", headers={**SSE_HEADERS, "X-Llmos-Session": session})
-
-
-def _with_options(fn: Callable[..., Any], options: GenerationOptions) -> Callable[..., Any]:
-    def run(*args: Any) -> Any:
-        with request_options(options):
-            return fn(*args)
-
-    return run
 
 
 class _Head:

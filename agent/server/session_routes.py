@@ -24,11 +24,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from agent.server.auth import check_user_id
 from agent.server.errors import ApiError, describe_exception, error_payload
-from agent.server.overrides import merged_options, request_options
+from agent.server.overrides import merged_options
 from agent.server.routing import Caller, CheckedRoute, get_state
 from agent.server.schemas import (
     SESSION_ID_PATTERN,
@@ -38,7 +38,7 @@ from agent.server.schemas import (
     SessionOut,
     SessionRename,
 )
-from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse
 
 __all__ = ["router"]
 
@@ -112,21 +112,17 @@ async def post_message(body: MessageCreate, request: Request, session_id: Sessio
         turn = state.agent.stream(body.content, user_id=info.user_id, session_id=session_id)
         return Source(turn, turn.cancel, lambda: turn.reply)
 
-    if not body.stream:
-        def run() -> Any:
-            with request_options(options):
-                return state.agent.chat(body.content, user_id=info.user_id, session_id=session_id)
-
-        try:
-            reply = await state.call(run)
-        finally:
-            release()
-        return reply.model_dump(mode="json")
     try:
         pump = Pump(start, executor=state.executor, options=options, on_exit=release)
     except BaseException:
         release()
         raise
+    if not body.stream:
+        try:
+            reply = await pump.result(request.is_disconnected)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the turn was stored as cancelled
+        return reply.model_dump(mode="json")
     await pump.started()
     return StreamingResponse(_events(pump, session_id, info.user_id), media_type="text/event-stream",
                              headers=SSE_HEADERS)

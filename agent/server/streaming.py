@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from agent.options import GenerationOptions
 from agent.server.overrides import request_options
 
-__all__ = ["Pump", "Source", "sse", "SSE_DONE", "SSE_HEADERS"]
+__all__ = ["Pump", "Source", "sse", "SSE_DONE", "SSE_HEADERS", "ClientGone"]
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +157,31 @@ class Pump:
     async def drain(self) -> None:
         """Wait until the worker has finished (tests and shutdown use this)."""
         await self.future
+
+    async def result(self, is_disconnected: Callable[[], Awaitable[bool]], *, poll_s: float = 0.25) -> Any:
+        """Wait for the end and return the ``done`` value (or raise the error): a response
+        that is not streamed. If the client goes away first, the generation is cancelled,
+        as for a stream (the turn is stored as cancelled), and :class:`ClientGone` raised."""
+        async def last() -> Any:
+            await self.started()  # what start() raised (an unknown session...) is the answer
+            async for kind, value in self:
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    return value
+            raise ClientGone()
+
+        task = asyncio.ensure_future(last())
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if await is_disconnected():
+                self.cancel()
+                await self.drain()
+                task.cancel()
+                raise ClientGone()
+
+
+class ClientGone(Exception):
+    """The client disconnected before a non-streamed reply was ready."""

@@ -105,12 +105,6 @@ def finish_turn(state: ServerState, prepared: PreparedTurn) -> Reply:
     return reply
 
 
-def run_turn(state: ServerState, prepared: PreparedTurn) -> Reply:
-    """The whole turn, blocking (non-streamed requests)."""
-    prepared.turn.result()
-    return finish_turn(state, prepared)
-
-
 def reply_meta(reply: Reply) -> dict[str, Any]:
     """The ``llmos`` field: everything the pipeline learnt, without the text."""
     return reply.model_dump(mode="json", exclude={"text", "tokens"})
@@ -119,5 +113,3 @@ def reply_meta(reply: Reply) -> dict[str, Any]:
 def openai_finish(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
-
-__all__ += ["run_turn"]

@@ -61,3 +61,32 @@ def test_disconnect_on_the_session_api_too(make_app, serve):
         _read_then_leave(url, f"/v1/sessions/{sid}/messages", {"content": "story please", "stream": True}, events=3)
         _wait_for(lambda: len(agent.history(sid)) == 2)
     assert agent.history(sid)[1].meta["finish_reason"] == "cancelled"
+
+
+def _post_then_leave(url: str, path: str, body: dict, after: float) -> None:
+    with httpx.Client(base_url=url, timeout=after) as client:
+        try:
+            client.post(path, json=body)
+        except httpx.TimeoutException:
+            pass  # the client gave up and closed the connection
+        else:
+            raise AssertionError("the reply came before the client left")
+
+
+def test_a_non_streamed_request_whose_client_leaves_is_cancelled_too(make_app, serve):
+    app, agent, backend = make_app([LONG, LONG, "short"], delay=0.02)
+    with serve(app) as url:
+        body = {"model": "llmos", "user": "cy", "session_id": "s-2",
+                "messages": [{"role": "user", "content": "a long story, not streamed"}]}
+        started = time.monotonic()
+        _post_then_leave(url, "/v1/chat/completions", body, after=0.5)
+        _wait_for(lambda: len(agent.history("s-2")) == 2)
+        assert time.monotonic() - started < 3.0  # not the 4 s the whole reply takes
+        assert agent.history("s-2")[1].meta["finish_reason"] == "cancelled"
+        sid = agent.new_session("cy").id
+        _post_then_leave(url, f"/v1/sessions/{sid}/messages", {"content": "story please"}, after=0.5)
+        _wait_for(lambda: len(agent.history(sid)) == 2)
+        assert agent.history(sid)[1].meta["finish_reason"] == "cancelled"
+        with httpx.Client(base_url=url, timeout=30) as client:  # the server keeps serving
+            reply = client.post("/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "hi"}]})
+        assert reply.status_code == 200
