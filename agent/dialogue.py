@@ -447,7 +447,9 @@ class Agent:
         if extra:
             reply_meta["extra"] = extra
         self.store.add_turn(reply.session_id, text, reply.text, user_meta=user_meta, reply_meta=reply_meta)
-        if self.memory is not None:
+        # Long-term memory keeps what the user said, not commands to skills ("/qa ...") or
+        # questions about the memory itself (listing them would list themselves next time).
+        if self.memory is not None and not text.startswith("/") and reply.skill != "memory":
             try:
                 self.memory.add(text, user_id=reply.user_id, session_id=reply.session_id, kind="turn",
                                 vector=understood.vector)

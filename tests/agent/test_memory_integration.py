@@ -42,6 +42,15 @@ def test_what_do_you_remember_lists_the_users_memories(memory_agent):
     assert "don't remember anything" in empty.text
 
 
+def test_commands_and_memory_questions_are_not_remembered(memory_agent):
+    agent, _ = memory_agent
+    agent.chat("I live in Lyon.", user_id="dee")
+    agent.chat("/help", user_id="dee")
+    agent.chat("What do you remember about me?", user_id="dee")
+    reply = agent.chat("What do you remember about me?", user_id="dee")
+    assert [m.text for m in reply.memories] == ["I live in Lyon."]
+
+
 def test_forget_user_removes_memories_and_conversations(memory_agent):
     agent, _ = memory_agent
     agent.chat("My PIN hint is blue giraffe.", user_id="ann")
