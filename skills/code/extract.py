@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = ["CodeBlock", "extract_blocks", "best_block", "check_python", "user_tests", "wants_language",
-           "strip_tests"]
+           "strip_tests", "definitions_only"]
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _LANGS = ("python", "javascript", "typescript", "rust", "go", "java", "c++", "c#", "bash", "sql", "ruby", "kotlin")
@@ -86,6 +86,33 @@ def strip_tests(code: str) -> str:
             continue
         out.append(line)
     return "\n".join(out).rstrip() + "\n"
+
+
+_KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def definitions_only(code: str) -> str:
+    """Only the top-level imports, definitions and constant assignments of ``code``: what
+    a test needs. A model's demo (``print(f(3))``, ``main()``, a ``while True`` loop, an
+    ``input()``) could crash, hang or fail before the tests run, and would be judged
+    instead of the code. Code that does not parse gets :func:`strip_tests` only."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return strip_tests(code)
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    drop: set[int] = set()
+    for node in tree.body:
+        if not (isinstance(node, _KEEP) or (isinstance(node, (ast.Assign, ast.AnnAssign)) and not _calls(node, defined))):
+            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    kept = [line for n, line in enumerate(code.splitlines(), 1) if n not in drop]
+    return "\n".join(kept).rstrip() + "\n"
+
+
+def _calls(node: ast.AST, names: set[str]) -> bool:
+    """True when ``node`` calls one of the code's own functions (running the demo early)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names
+               for n in ast.walk(node))
 
 
 def wants_language(text: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError, SkillError
-from skills.code.extract import best_block, check_python, extract_blocks, strip_tests
+from skills.code.extract import best_block, check_python, definitions_only, extract_blocks
 from skills.code.skill import CODE_SYSTEM
 from skills.config import SandboxConfig
 from skills.evals.common import Stopwatch, generate_many, progress
@@ -61,7 +61,8 @@ def _messages(problem: dict[str, Any]) -> list[dict[str, str]]:
 
 def program_for(problem: dict[str, Any], reply: str) -> str:
     """The program to run: the extracted code (for HumanEval, completed with the prompt when
-    the model wrote only a body or left out imports) followed by the checks."""
+    the model wrote only a body or left out imports), reduced to its imports and definitions
+    (a model's demo calls must not decide the result), followed by the checks."""
     block = best_block(extract_blocks(reply), "python")
     code = block.code if block else reply
     if problem["kind"] == "humaneval":
@@ -71,7 +72,7 @@ def program_for(problem: dict[str, Any], reply: str) -> str:
             # keep the prompt's imports and helper definitions the model may have dropped
             header = problem["prompt"].split(f"def {problem['entry_point']}")[0]
             code = header + "\n" + code
-    return strip_tests(code) + "\n\n" + problem["test"]
+    return definitions_only(code) + "\n\n" + problem["test"]
 
 
 def run_code_eval(problems: Sequence[dict[str, Any]], *, backend: Any, sandbox_config: SandboxConfig | None = None,
@@ -91,6 +92,7 @@ def run_code_eval(problems: Sequence[dict[str, Any]], *, backend: Any, sandbox_c
             replies += generate_many(backend, chats[k:k + step], max_new_tokens=max_new_tokens, batch_size=batch_size,
                                      until=closed_fence)
     passed, syntax_ok, limits = 0, 0, 0
+    fenced = sum(closed_fence(r) for r in replies)
     failures: list[dict[str, str]] = []
     for problem, reply in progress(list(zip(problems, replies, strict=False)), len(problems), f"{name}: testing", show_progress):
         program = program_for(problem, reply)
@@ -106,6 +108,7 @@ def run_code_eval(problems: Sequence[dict[str, Any]], *, backend: Any, sandbox_c
     return {"benchmark": name, "problems": len(problems), "model": getattr(backend, "name", "?"),
             "pass@1": round(100 * passed / n, 2), "passed": passed, "parses": round(100 * syntax_ok / n, 2),
             "stopped_by_limits": limits, "isolation": sandbox.isolation.mode,
+            "replies_with_closed_fence": fenced,
             "timing": {"generate_median_ms_per_batch": gen_clock.median_ms(), "generate_total_s": gen_clock.total_s(),
                        "sandbox_median_ms": run_clock.median_ms(), "batch_size": batch_size},
             "sample_failures": failures}

@@ -124,7 +124,7 @@ def run_squad(path: str | Path, *, backend: Any, embedder: Any, limit: int | Non
         store = _index(articles, keep, embedder, Path(tmp))
         try:
             vectors = embedder.encode([q.question for q in answerable + unanswerable])
-            shown_all, best_sims, recall1, recallk = [], [], 0, 0
+            shown_all, wide_all, best_sims, recall1, recallk = [], [], [], 0, 0
             for q, vec in progress(zip(answerable, vectors, strict=False), len(answerable), "retrieving", show_progress):
                 with retrieval.measure():
                     found = retrieve(store, q.question, user_id=None, vector=vec, config=probe)
@@ -133,7 +133,11 @@ def run_squad(path: str | Path, *, backend: Any, embedder: Any, limit: int | Non
                 recall1 += bool(hits) and hits[0] == (articles[q.article][0], True)
                 recallk += any(h == (articles[q.article][0], True) for h in hits)
                 best_sims.append(found[0].similarity if found else -1.0)
-                shown_all.append(select_passages(found, q.question, params, config, backend.count_tokens))
+                # what the skill would see: the passages over the threshold (all when none is,
+                # so the model call is made anyway; such an answer is blanked below)
+                usable = [p for p in found if p.similarity >= config.min_similarity] or found
+                shown_all.append(select_passages(usable, q.question, params, config, backend.count_tokens))
+                wide_all.append(usable[:config.extractive_passages])
             held_sims = []
             for q, vec in zip(unanswerable, vectors[len(answerable):], strict=False):
                 found = retrieve(store, q.question, user_id=None, vector=vec, config=probe)
@@ -154,12 +158,12 @@ def run_squad(path: str | Path, *, backend: Any, embedder: Any, limit: int | Non
     rows: dict[str, list[tuple[str, Sequence[str]]]] = {"extractive": [], "generative": [], "combined": []}
     oracle = []
     t = config.min_similarity
-    for q, shown, sim, raw in zip(answerable, shown_all, best_sims, generated or [""] * len(answerable),
-                                  strict=False):
+    for q, shown, wide, sim, raw in zip(answerable, shown_all, wide_all, best_sims,
+                                        generated or [""] * len(answerable), strict=False):
         gen = re.sub(r"\s*\[\d+\]", "", next((ln.strip() for ln in raw.splitlines() if ln.strip()), ""))
         gen = re.sub(r"^(short )?answer:\s*", "", gen, flags=re.IGNORECASE)
         keep_it = sim >= t
-        rows["extractive"].append((extractive(q.question, shown).text if keep_it else "", q.answers))
+        rows["extractive"].append((extractive(q.question, wide).text if keep_it else "", q.answers))
         rows["generative"].append((gen if keep_it and not _UNKNOWN.search(gen) else "", q.answers))
         rows["combined"].append((combine(q.question, shown, gen).text if keep_it else "", q.answers))
         gold_para = articles[q.article][1][q.paragraph]

@@ -66,8 +66,11 @@ class QASkill:
             yield NO_ANSWER
             return
         params = model_parameters(request.backend)
-        shown = select_passages(found, question, params, cfg, request.backend.count_tokens)
         mode = resolve_mode(cfg.mode, params)
+        if mode == "extractive":  # quotes a span: reads more passages, whole, with no model call
+            shown = found[:cfg.extractive_passages]
+        else:
+            shown = select_passages(found, question, params, cfg, request.backend.count_tokens)
         request.extra["qa"]["mode"] = mode
         answer = answer_from(question, shown, mode=mode, backend=request.backend, max_tokens=cfg.max_answer_tokens)
         if answer.abstained:

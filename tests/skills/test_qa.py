@@ -19,7 +19,9 @@ def _p(text: str, n: int = 0) -> Passage:
                                                 ("When was the bridge built?", "date"),
                                                 ("Who founded the company?", "person"),
                                                 ("Where is the warehouse?", "place"),
-                                                ("What colour is the logo?", "thing")])
+                                                ("What colour is the logo?", "thing"),
+                                                ("Which company bought the mill?", "named"),
+                                                ("What is the name of the ship?", "named")])
 def test_answer_types(question, kind):
     assert answer_type(question) == kind
 
@@ -31,6 +33,15 @@ def test_extractive_span_matches_answer_type():
     assert "Larry Page" in best_span("Who founded the company?", passages).text
     span = best_span("How much does express shipping cost?", passages)
     assert span.passage == 1 and "12" in span.text
+
+
+def test_extractive_span_prefers_phrases_near_the_question_words():
+    passage = ["The mill published its first catalogue in 1902, and it completed the new dam on the river in 1911, "
+               "when the whole valley was flooded."]
+    assert best_span("When was the new dam completed?", passage).text == "1911"
+    # a verb next to the question words is not an answer; the noun phrase is
+    passage = ["In the spring the ferry company became a subsidiary of Northern Lines after a long dispute."]
+    assert best_span("Which company owns the ferry company?", passage).text == "Northern Lines"
 
 
 def test_ground_finds_the_supporting_span():
@@ -65,6 +76,27 @@ def test_qa_skill_answers_with_citation(kb, request_for):
     assert "Sources:\n[1] guide.md (part" in text
     assert req.sources and req.sources[0].source == "guide.md"
     assert req.extra["qa"]["abstained"] is False
+
+
+def test_extractive_mode_reads_several_passages_and_cites_the_one_quoted(request_for):
+    from types import SimpleNamespace
+
+    from skills.qa.skill import QASkill
+
+    def hit(n: int, text: str, sim: float) -> SimpleNamespace:
+        return SimpleNamespace(id=n, text=text, kind="document", source=f"doc{n}.md", citation=f"doc{n}.md",
+                               similarity=sim, score=sim)
+
+    class Memory:  # the retrieval order is fixed: the answer is in the second passage
+        def search(self, *args, **kwargs):
+            return [hit(1, "The ferry crosses the fjord twice a day in summer.", 0.8),
+                    hit(2, "The ferry was built in 1987 at the Ulstein shipyard.", 0.7)]
+
+    req = request_for("When was the ferry built?", memory=Memory())
+    text = "".join(QASkill(SkillsConfig(qa={"mode": "extractive"})).run(req))
+    assert text.startswith("1987") and "[1] doc2.md" in text
+    one = QASkill(SkillsConfig(qa={"mode": "extractive", "extractive_passages": 1}))
+    assert "1987" not in "".join(one.run(request_for("When was the ferry built?", memory=Memory())))
 
 
 def test_qa_skill_combined_grounds_the_model_answer(kb, request_for):

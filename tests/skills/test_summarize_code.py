@@ -6,7 +6,14 @@ import pytest
 
 from agent.backends import FakeBackend
 from agent.errors import SkillError
-from skills.code.extract import check_python, extract_blocks, strip_tests, user_tests, wants_language
+from skills.code.extract import (
+    check_python,
+    definitions_only,
+    extract_blocks,
+    strip_tests,
+    user_tests,
+    wants_language,
+)
 from skills.config import SkillsConfig
 from skills.sandbox import detect_isolation
 from skills.sandbox.isolation import sandbox_python
@@ -89,6 +96,17 @@ def test_extract_blocks_and_checks():
         "def f():\n    return 1\n"
 
 
+def test_definitions_only_drops_the_models_demo_code():
+    code = ("import math\nLIMIT = 3\nPATTERN = str.upper('x')\n\n@staticmethod\ndef f(x):\n    # keep me\n"
+            "    return math.sqrt(x)\n\nresult = f(4); print(result)\nwhile True:\n    pass\nclass A:\n    pass\n"
+            "if __name__ == '__main__':\n    f(1)\nassert f(4) == 2\nprint(input())\n")
+    kept = definitions_only(code)
+    assert kept == ("import math\nLIMIT = 3\nPATTERN = str.upper('x')\n\n@staticmethod\ndef f(x):\n    # keep me\n"
+                    "    return math.sqrt(x)\n\nclass A:\n    pass\n")
+    broken = "def f(x):\n    return (x\nassert f(1) == 1\n"  # does not parse: only asserts go
+    assert definitions_only(broken) == "def f(x):\n    return (x\n"
+
+
 def test_code_skill_retries_a_syntax_error_once(request_for):
     from skills.code.skill import CodeSkill
 
@@ -149,6 +167,12 @@ def test_code_eval_harness_runs_checks_in_the_sandbox(tmp_path):
           "test": "def check(c):\n    assert c(4) == 2\ncheck(f)\n"}
     assert "import math" in program_for(he, "```python\ndef f(x):\n    return int(math.sqrt(x))\n```")
     assert program_for(he, "    return 2\n").startswith("import math\ndef f(x):")
+    # the model's demo (an endless loop here) is not run: the checks decide
+    demo = "```python\ndef f(x):\n    return int(math.sqrt(x))\n\nwhile True:\n    print(f(4))\n```"
+    assert "while True" not in program_for(he, demo)
+    loops = [{**he, "id": "HE/0", "test": "def check(c):\n    assert c(4) == 2\ncheck(f)\n"}]
+    r = run_code_eval(loops, backend=FakeBackend([demo]))
+    assert r["pass@1"] == 100.0 and r["replies_with_closed_fence"] == 1
 
 
 def test_humaneval_problems_come_from_the_package():
