@@ -26,13 +26,17 @@ class MemoryConfig(BaseModel):
     rare words are found as well as paraphrases. Off: dense search only."""
     rrf_k: int = Field(default=10, ge=1)
     """The reciprocal-rank-fusion constant: a hit's score is the sum of 1/(rrf_k + rank)."""
-    lexical_weight: float = Field(default=1.0, ge=0.0)
+    lexical_weight: float = Field(default=1.2, ge=0.0)
     """Weight of the lexical ranking in the fusion (the dense one weighs 1)."""
     candidates: int = Field(default=50, ge=1, le=1000)
     """How many hits each ranking contributes to the fusion."""
-    neighbor_weight: float = Field(default=0.4, ge=0.0)
+    neighbor_weight: float = Field(default=0.5, ge=0.0)
     """A conversation turn gains this share of its best session neighbour's score (an
     answer often continues the turn that matched the question). 0: off."""
+    speaker_weight: float = Field(default=0.7, ge=0.0)
+    """A memory said by someone the query names (its ``meta["speaker"]``) gains this share
+    of its score: in a multi-party conversation a question about Ana is answered by what Ana
+    said. 0: off; memories without a speaker are unaffected."""
     context_weight: float = Field(default=0.5, ge=0.0)
     """Weight, in the lexical search, of a memory's context (its session neighbours, a
     document's name) relative to its own text."""

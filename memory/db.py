@@ -293,6 +293,16 @@ class MemoryDB:
             return {}
         return dict(self._scoped("id, updated_at", ids, namespaces, kinds).fetchall())
 
+    def speakers(self, ids: Sequence[int]) -> dict[int, str]:
+        """Who said each memory (its ``meta["speaker"]``), for those that record it."""
+        ids = list(ids)[:500]
+        if not ids:
+            return {}
+        rows = self.conn().execute(
+            f"SELECT id, json_extract(meta, '$.speaker') FROM memories WHERE id IN ({_marks(len(ids))}) "
+            "AND meta IS NOT NULL AND json_valid(meta)", ids)
+        return {int(r[0]): str(r[1]) for r in rows if isinstance(r[1], str) and r[1].strip()}
+
     def neighbours(self, ids: Sequence[int], conn: sqlite3.Connection | None = None) -> dict[int, list[int]]:
         """The previous and next turn of the same session, for conversation turns."""
         conn = conn or self.conn()

@@ -52,14 +52,21 @@ class LocomoVariant:
     """Prefix each turn with its speaker's name (questions name people)."""
     captions: bool = True
     """Append the caption of a photo a turn shares."""
+    speaker_boost: bool = True
+    """Favour turns said by the person a question names (``speaker_weight``)."""
+    context_vectors: bool = True
+    """Embed each turn together with the turn before it in its session (the question it
+    answers, the remark it reacts to); the stored text stays the turn alone."""
 
 
-ABLATION = (
-    LocomoVariant("dense", hybrid=False, neighbors=False, dates=False, rewrite=False),
-    LocomoVariant("+hybrid", hybrid=True, neighbors=False, dates=False, rewrite=False),
-    LocomoVariant("+neighbors", hybrid=True, neighbors=True, dates=False, rewrite=False),
-    LocomoVariant("+dates", hybrid=True, neighbors=True, dates=True, rewrite=False),
-    LocomoVariant("+rewrite", hybrid=True, neighbors=True, dates=True, rewrite=True),
+_OFF = {"hybrid": False, "neighbors": False, "dates": False, "rewrite": False, "speaker_boost": False,
+        "context_vectors": False}
+_STEPS = ("hybrid", "neighbors", "dates", "rewrite", "speaker_boost", "context_vectors")
+_NAMES = {"speaker_boost": "+speakers", "context_vectors": "+context"}
+
+ABLATION = (LocomoVariant("dense", **_OFF),) + tuple(
+    LocomoVariant(_NAMES.get(step, f"+{step}"), **{**_OFF, **dict.fromkeys(_STEPS[: n + 1], True)})
+    for n, step in enumerate(_STEPS)
 )
 """Plain dense search, then each addition on top of the previous one."""
 
@@ -116,9 +123,15 @@ def _sessions(conversation: dict[str, Any]) -> Iterable[tuple[int, str, list[dic
 
 def turn_items(sample: dict[str, Any], variant: LocomoVariant) -> list[MemoryItem]:
     """One memory per turn, its ``source`` being the turn's ``dia_id``."""
-    items = []
+    return [item for item, _ in _turns(sample, variant)]
+
+
+def _turns(sample: dict[str, Any], variant: LocomoVariant) -> list[tuple[MemoryItem, str]]:
+    """Each turn's memory and the text to embed for it."""
+    out: list[tuple[MemoryItem, str]] = []
     for n, date, turns in _sessions(sample["conversation"]):
         when = _parse_date(date)
+        previous = ""
         for turn in turns:
             text = str(turn.get("text") or "").strip()
             if variant.captions and turn.get("blip_caption"):
@@ -127,11 +140,16 @@ def turn_items(sample: dict[str, Any], variant: LocomoVariant) -> list[MemoryIte
                 continue
             if variant.speakers and turn.get("speaker"):
                 text = f"{turn['speaker']}: {text}"
+            line = text
             if variant.dates and date:
                 text = f"({date}) {text}"
-            items.append(MemoryItem(text=text, kind="turn", session_id=f"session_{n}", source=str(turn["dia_id"]),
-                                    created_at=when, meta={"dia_id": turn["dia_id"], "date": date, "speaker": turn.get("speaker")}))
-    return items
+            embedded = f"{text} | {previous}" if variant.context_vectors and previous else text
+            previous = line
+            item = MemoryItem(text=text, kind="turn", session_id=f"session_{n}", source=str(turn["dia_id"]),
+                              created_at=when,
+                              meta={"dia_id": turn["dia_id"], "date": date, "speaker": turn.get("speaker")})
+            out.append((item, embedded))
+    return out
 
 
 def _questions(sample: dict[str, Any], known: set[str]) -> list[tuple[dict[str, Any], set[str]]]:
@@ -160,13 +178,16 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
     samples = load_locomo(path)
     base = config or MemoryConfig()
     cfg = base.model_copy(update={"hybrid": variant.hybrid, "query_rewrite": variant.rewrite, "min_similarity": 0.0,
-                                  "neighbor_weight": base.neighbor_weight if variant.neighbors else 0.0})
+                                  "neighbor_weight": base.neighbor_weight if variant.neighbors else 0.0,
+                                  "speaker_weight": base.speaker_weight if variant.speaker_boost else 0.0})
     per_cat: dict[int, list[tuple[float, float, float | None]]] = {c: [] for c in CATEGORIES}
     with tempfile.TemporaryDirectory(prefix="llmos-locomo-") as tmp, MemoryStore(tmp, embedder, cfg) as store:
         for sample in samples:
             user = str(sample.get("sample_id") or f"conv-{samples.index(sample)}")
-            items = turn_items(sample, variant)
-            store.add_many(items, user_id=user)
+            turns = _turns(sample, variant)
+            items = [item for item, _ in turns]
+            vectors = embedder.encode([embedded for _, embedded in turns]) if variant.context_vectors else None
+            store.add_many(items, user_id=user, vectors=vectors)
             questions = _questions(sample, {str(i.source) for i in items})[: limit or None]
             vectors = embedder.encode([str(qa["question"]) for qa, _ in questions])
             for (qa, evidence), vec in zip(questions, vectors, strict=True):

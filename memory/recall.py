@@ -6,7 +6,10 @@
 3. reciprocal rank fusion of the two rankings (and of recency, if weighted);
 4. conversational context: a turn next to a strong match in the same session shares
    some of its score, since an answer often continues the turn that matched the question
-   ("What genre is it?" - "A mix of drama and romance!").
+   ("What genre is it?" - "A mix of drama and romance!");
+5. speakers: where memories record who said them (``meta["speaker"]``, as in a group or
+   multi-party conversation), those said by a person the query names gain a share of
+   their score ("What did Ana adopt?" is answered by Ana, not by Ben's reply to her).
 
 The final fetch from SQLite filters on the caller's namespaces again: whatever the
 ranking does, a hit is always the caller's own or the shared knowledge base's.
@@ -14,6 +17,7 @@ ranking does, a hit is always the caller's own or the shared knowledge base's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,11 +63,15 @@ class Recall:
         fused = rrf(rankings, cfg.rrf_k)
         if cfg.neighbor_weight > 0 and fused:
             fused = self.share_with_neighbours(fused, cfg.neighbor_weight, expand=max(4 * k, 20))
+        favoured = cfg.speaker_weight > 0 and bool(fused)
+        if favoured:
+            fused, favoured = self.favour_named_speakers(query, fused, cfg.speaker_weight, top=max(4 * k, 40))
         ranked = sorted(fused, key=lambda i: (-fused[i], -i))
         # full records only for the top (neighbours that joined are checked here too)
         records = self.db.fetch(ranked[: k + 8], namespaces, kinds)
         best = [i for i in ranked[: k + 8] if i in records][:k]
-        top = rrf_max([w for ranked_ids, w in rankings if ranked_ids], cfg.rrf_k) * (1.0 + cfg.neighbor_weight)
+        top = (rrf_max([w for ranked_ids, w in rankings if ranked_ids], cfg.rrf_k) * (1.0 + cfg.neighbor_weight)
+               * (1.0 + (cfg.speaker_weight if favoured else 0.0)))
         sims, bm25 = dict(dense), dict(lexical)
         return [_hit(records[i], min(1.0, fused[i] / top), sims.get(i), bm25.get(i)) for i in best]
 
@@ -88,6 +96,26 @@ class Recall:
                 if n not in scores:
                     out[n] = max(out.get(n, 0.0), weight * scores[row])
         return out
+
+    def favour_named_speakers(self, query: str, scores: dict[int, float], weight: float,
+                              top: int) -> tuple[dict[int, float], bool]:
+        """The ``top`` candidates said by someone ``query`` names gain ``weight`` times
+        their score (beyond the top a gain would not reach the first hits); also whether
+        any did."""
+        said = self.db.speakers(sorted(scores, key=lambda i: -scores[i])[:top])
+        named = {who for who in set(said.values()) if _names(query, who)}
+        if not named:
+            return scores, False
+        out = dict(scores)
+        for row, who in said.items():
+            if who in named:
+                out[row] = scores[row] * (1.0 + weight)
+        return out, True
+
+
+def _names(query: str, who: str) -> bool:
+    """Whether ``query`` mentions ``who`` as a whole word (any case, possessive too)."""
+    return re.search(rf"(?<!\w){re.escape(who)}(?!\w)", query, re.IGNORECASE) is not None
 
 
 def _hit(record: MemoryRecord, score: float, similarity: float | None, bm25: float | None) -> Hit:

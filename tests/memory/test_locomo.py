@@ -76,3 +76,19 @@ def test_token_f1_follows_locomo() -> None:
     assert token_f1("painting", "paintings") == 1.0
     assert token_f1("", "x") == 0.0
     assert token_f1("pottery, camping", "pottery, camping, swimming", multi_hop=True) == pytest.approx(2 / 3)
+
+
+def test_turns_are_embedded_with_the_turn_before_them(tmp_path: Path, embedder) -> None:
+    from memory.locomo import LocomoVariant, _turns
+
+    sample = json.loads(_sample(tmp_path).read_text())[0]
+    turns = _turns(sample, LocomoVariant())
+    first, second = turns[0], turns[1]
+    assert first[1] == first[0].text  # the first turn of a session has no context
+    assert second[0].text == "(1:56 pm on 8 May, 2023) Ben: Congrats! I started learning the cello."
+    assert second[1] == second[0].text + " | Ana: I adopted a greyhound called Pixel yesterday."
+    assert turns[3][1] == turns[3][0].text  # a new session starts afresh
+    evaluate_locomo(_sample(tmp_path), embedder=embedder)
+    assert second[1] in embedder.texts and second[0].meta["speaker"] == "Ben"
+    plain = _turns(sample, LocomoVariant(context_vectors=False))
+    assert all(item.text == text for item, text in plain)

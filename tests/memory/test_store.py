@@ -120,3 +120,15 @@ def test_min_similarity_drops_unrelated_memories(open_store) -> None:
     store = open_store(min_similarity=0.3, hybrid=False)
     store.add("bananas are yellow", user_id="ann")
     assert store.search("quantum chromodynamics lecture", user_id="ann") == []
+
+
+def test_memories_said_by_the_person_the_query_names_come_first(open_store) -> None:
+    store = open_store(speaker_weight=0.7, hybrid=False)
+    ben = store.add("Pixel adopted greyhound", user_id="grp", meta={"speaker": "Ben"})
+    ana = store.add("Pixel adopted greyhound yesterday evening", user_id="grp", meta={"speaker": "Ana"})
+    query = "greyhound Pixel adopted"
+    assert [h.id for h in store.search(query, k=2, user_id="grp")][0] == ben  # closer words: Ben's is first
+    assert [h.id for h in store.search(f"what did ana's {query}", k=2, user_id="grp")][0] == ana
+    assert all(0.0 < h.score <= 1.0 for h in store.search(f"Ana {query}", k=2, user_id="grp"))
+    off = open_store(speaker_weight=0.0, hybrid=False)
+    assert [h.id for h in off.search(f"what did ana's {query}", k=2, user_id="grp")][0] == ben
