@@ -28,7 +28,18 @@ def register(groups: Any) -> None:
 
     p = groups.train.add_parser("sentiment", help="train a sentiment classifier (e.g. on SST-2)",
                                 description="Train a sentiment head; labels negative/neutral/positive or 0/1.")
-    p.add_argument("data", metavar="DATA", help="CSV/TSV, JSONL, Rasa nlu.yml or FILE.json#split")
+    p.add_argument("data", metavar="DATA", nargs="+", help="CSV/TSV, JSONL, Rasa nlu.yml or FILE.json#split")
+    p.add_argument("--neutral", metavar="DATA", action="append", default=[],
+                   help="labelled texts whose labels are ignored: every text is a neutral example "
+                        "(e.g. CLINC150's assistant requests); repeatable")
+    p.add_argument("--neutral-drop", metavar="LABEL", action="append", default=[],
+                   help="skip the --neutral rows with this label (e.g. thank_you: thanks are positive)")
+    p.add_argument("--neutral-per-label", type=int, default=0, metavar="N",
+                   help="take at most N --neutral examples of each label (default: all)")
+    p.add_argument("--upweight", metavar="DATA", action="append", default=[],
+                   help="a small in-domain data set that should count more; repeatable")
+    p.add_argument("--upweight-times", type=int, default=5, metavar="N",
+                   help="how many times each --upweight example is repeated (default: %(default)s)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the classifier into")
     _common(p)
     p.set_defaults(func=_train_sentiment)
@@ -106,10 +117,12 @@ def _train_intents(args: argparse.Namespace) -> int:
 
 
 def _train_sentiment(args: argparse.Namespace) -> int:
-    from agent.understand.data import load_dataset
     from agent.understand.sentiment import SentimentClassifier
+    from agent.understand.sentiment_data import sentiment_training_data
 
-    data = load_dataset(args.data).require_trainable()
+    data = sentiment_training_data(args.data, neutral=args.neutral, neutral_drop=args.neutral_drop,
+                                   neutral_per_label=args.neutral_per_label, upweight=args.upweight,
+                                   upweight_times=args.upweight_times).require_trainable()
     clf = SentimentClassifier(_embedder(args.embedder)).fit(data.texts, data.labels, progress=_Progress("embedding"))
     folder = clf.save(args.output)
     info = clf.info

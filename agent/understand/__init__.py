@@ -17,6 +17,7 @@ from agent.understand.intents import IntentClassifier, IntentTraining
 from agent.understand.pipeline import ClassifierUnderstanding, build_understanding
 from agent.understand.routing import handoff_reason, route_for
 from agent.understand.sentiment import SentimentClassifier, SentimentTraining
+from agent.understand.sentiment_data import sentiment_training_data
 
 __all__ = [
     "UnderstandConfig",
@@ -28,6 +29,7 @@ __all__ = [
     "IntentTraining",
     "SentimentClassifier",
     "SentimentTraining",
+    "sentiment_training_data",
     "ClassifierUnderstanding",
     "build_understanding",
     "frustration_level",

@@ -50,7 +50,8 @@ class UnderstandConfig(BaseModel):
     sentiment_model: str | None = None
     """A folder written by `llmos train sentiment`; default: the shipped SST-2 head."""
     neutral_band: float = Field(default=0.35, ge=0.0, lt=1.0)
-    """Signed sentiment scores in (-band, +band) are labelled neutral: the head is unsure."""
+    """Signed sentiment scores in (-band, +band) are labelled neutral: the head is unsure.
+    Such turns count as 0 in the frustration average."""
 
     frustration_decay: float = Field(default=0.6, gt=0.0, le=1.0)
     """Weight of each older user turn relative to the next one in the frustration average

@@ -21,13 +21,14 @@ import csv
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
 
-__all__ = ["Dataset", "load_dataset", "parse_spec", "TEXT_KEYS", "LABEL_KEYS"]
+__all__ = ["Dataset", "load_dataset", "parse_spec", "combine", "TEXT_KEYS", "LABEL_KEYS"]
 
 TEXT_KEYS = ("text", "sentence")
 LABEL_KEYS = ("intent", "label", "category")
@@ -67,6 +68,37 @@ class Dataset:
                 "labels: add examples of the other classes"
             )
         return self
+
+    def relabelled(self, label: str, *, drop: Sequence[str] = ()) -> Dataset:
+        """Every text with ``label`` instead of its own, less the rows labelled one of
+        ``drop``: CLINC150's assistant requests become ``neutral`` sentiment examples,
+        without its ``thank_you`` rows (thanks are positive)."""
+        dropped = set(drop)
+        keep = [t for t, lab in zip(self.texts, self.labels, strict=True) if lab not in dropped]
+        return Dataset(keep, [label] * len(keep), f"{self.source} as {label!r}")
+
+    def per_label(self, n: int) -> Dataset:
+        """At most the first ``n`` examples of each label (a small, balanced, deterministic
+        sample: every intent of a large set, a few times each)."""
+        seen: Counter[str] = Counter()
+        texts, labels = [], []
+        for text, label in zip(self.texts, self.labels, strict=True):
+            if seen[label] < n:
+                seen[label] += 1
+                texts.append(text)
+                labels.append(label)
+        return Dataset(texts, labels, f"{self.source} ({n} per label)")
+
+    def repeated(self, times: int) -> Dataset:
+        """Every example ``times`` times: more weight for a small in-domain set."""
+        return Dataset(self.texts * times, self.labels * times, f"{self.source} x{times}")
+
+
+def combine(datasets: Sequence[Dataset]) -> Dataset:
+    """Several data sets as one, in order."""
+    texts = [t for d in datasets for t in d.texts]
+    labels = [lab for d in datasets for lab in d.labels]
+    return Dataset(texts, labels, " + ".join(d.source for d in datasets))
 
 
 def parse_spec(spec: str | Path) -> tuple[Path, list[str]]:

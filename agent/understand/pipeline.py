@@ -62,7 +62,8 @@ class ClassifierUnderstanding:
             spred = self.sentiment.predict(matrix, [text])[0]
             understood.sentiment = Label(label=spred.label, score=round(spred.score, 4))
             scores = [*prior_sentiments, spred.score]
-            understood.frustration = round(frustration_level(scores, self.config.frustration_decay), 4)
+            understood.frustration = round(frustration_level(
+                scores, self.config.frustration_decay, neutral_band=self.config.neutral_band), 4)
         reason = handoff_reason(understood.intent, understood.frustration, len(prior_sentiments) + 1, self.config)
         understood.handoff = reason is not None
         if reason:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import InputError
-from agent.understand.data import load_dataset, parse_spec
+from agent.understand.data import combine, load_dataset, parse_spec
 
 
 def write(path: Path, text: str) -> Path:
@@ -82,6 +82,18 @@ def test_json_splits_select_and_join(tmp_path: Path) -> None:
     assert joined.texts == ["a", "b", "c"]
     assert joined.labels == ["x", "y", "oos"]
     assert joined.counts() == {"x": 1, "y": 1, "oos": 1}
+
+
+def test_relabel_and_combine(tmp_path: Path) -> None:
+    splits = {"train": [["what's my balance", "balance"], ["thanks a lot", "thank_you"], ["set a timer", "timer"]]}
+    requests = load_dataset(f"{write(tmp_path / 'clinc.json', json.dumps(splits))}#train")
+    neutral = requests.relabelled("neutral", drop=["thank_you"])
+    assert neutral.texts == ["what's my balance", "set a timer"] and neutral.labels == ["neutral", "neutral"]
+    polar = load_dataset(write(tmp_path / "sst.tsv", "sentence\tlabel\ngreat film\t1\ndull film\t0\n"))
+    both = combine([polar, neutral])
+    assert both.texts == ["great film", "dull film", "what's my balance", "set a timer"]
+    assert both.labels == ["1", "0", "neutral", "neutral"]
+    assert "sst.tsv" in both.source and "as 'neutral'" in both.source
 
 
 def test_json_plain_list(tmp_path: Path) -> None:

@@ -84,6 +84,21 @@ def test_train_and_eval_sentiment(fake_cli: None, tmp_path: Path, capsys: pytest
     assert json.loads(capsys.readouterr().out)["accuracy"] > 0.9
 
 
+def test_train_sentiment_with_neutral_data(fake_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts, labels = sentiment_examples()
+    polar = tmp_path / "sst.tsv"
+    polar.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(texts, labels, strict=True)))
+    requests = {"train": [[f"{w} tuesday at noon", "schedule"] for w in ("arrived", "opens", "ships", "closes")]
+                + [["thanks a lot, wonderful", "thank_you"]]}
+    clinc = tmp_path / "clinc.json"
+    clinc.write_text(json.dumps(requests))
+    assert main(["train", "sentiment", str(polar), "--neutral", f"{clinc}#train", "--neutral-drop", "thank_you",
+                 "-o", str(tmp_path / "s"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["labels"] == ["negative", "neutral", "positive"]
+    assert summary["examples"] == len(texts) + 4
+
+
 @pytest.mark.parametrize("content,message", [
     ("", "is empty"),
     ("text,label\na,x\nb,x\n", "only one label"),

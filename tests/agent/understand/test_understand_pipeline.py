@@ -116,3 +116,13 @@ def test_oos_threshold_override(heads) -> None:
                                 intents=intents, sentiment=sentiment)
     assert stage.analyze("rain tomorrow forecast", None, []).intent.label == "none"
     intents.threshold_override = None
+
+
+def test_bench_reports_both_thread_settings() -> None:
+    from agent.understand.bench import bench_classify
+
+    figures = bench_classify(n=4, embedder=FakeEmbedder(dim=384), warmup=1)
+    for key in ("p50_ms", "p95_ms", "p50_ms_1_thread", "p95_ms_1_thread", "cpu_ms_p50_1_thread", "heads_p50_ms",
+                "torch_threads"):
+        assert figures[key] >= 0, key
+    assert figures["n"] == 4

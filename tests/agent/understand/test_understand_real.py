@@ -51,3 +51,19 @@ def test_repeated_anger_escalates(stage) -> None:
     first = analyze(stage, text)
     second = analyze(stage, text, [first.sentiment.score])
     assert second.frustration >= 0.5 and second.handoff is True
+
+
+def test_plain_questions_are_not_frustration(stage) -> None:
+    # The support example: one annoyed message, then an information question about the same
+    # topic. The question must not push frustration past the handoff threshold.
+    angry = analyze(stage, "Where is my order 1234? It is late and I am really annoyed!")
+    assert angry.sentiment.label == "negative"
+    question = analyze(stage, "What happens if my parcel is late?", [angry.sentiment.score])
+    assert question.sentiment.score > -0.35, question.sentiment
+    assert question.frustration < 0.5 and question.handoff is False
+    for text in ("how long does shipping take to Belgium?", "What do you remember about me?",
+                 "Write a function that reverses a string", "can you explain what a hash map is?"):
+        assert analyze(stage, text).sentiment.label == "neutral", text
+    blunt = analyze(stage, "This is useless. Let me talk to a person.", [angry.sentiment.score,
+                                                                          question.sentiment.score])
+    assert blunt.sentiment.label == "negative" and blunt.handoff is True

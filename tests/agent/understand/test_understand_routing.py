@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from agent.turn import Label
 from agent.understand import DEFAULT_ROUTES, UnderstandConfig, frustration_level, handoff_reason, route_for
+from agent.understand.frustration import polarity_beyond_band
 
 
 def test_frustration_is_a_decaying_average_of_negativity() -> None:
@@ -24,6 +25,21 @@ def test_frustration_is_a_decaying_average_of_negativity() -> None:
     assert frustration_level([-0.9, -0.9, 0.8, 0.8]) < angry
     with pytest.raises(ValueError):
         frustration_level([0.1], decay=0.0)
+
+
+def test_neutral_turns_count_as_zero_in_frustration() -> None:
+    # One angry turn, then a plain question the head scores mildly negative (-0.3, inside the
+    # band, so labelled neutral): the question dilutes the anger instead of adding to it.
+    angry_then_question = frustration_level([-0.9, -0.3], decay=0.6, neutral_band=0.35)
+    assert angry_then_question == pytest.approx(0.6 * 0.9 / 1.6)
+    assert angry_then_question < 0.5 < frustration_level([-0.9, -0.3], decay=0.6)
+    # Turns labelled negative or positive keep their full score.
+    assert frustration_level([-0.55, -0.55], neutral_band=0.35) == pytest.approx(0.55)
+    assert frustration_level([-0.34], neutral_band=0.35) == 0.0
+    assert polarity_beyond_band(0.675, 0.35) == 0.675
+    assert polarity_beyond_band(-2.0, 0.35) == -1.0
+    with pytest.raises(ValueError, match="neutral_band"):
+        frustration_level([0.1], neutral_band=1.0)
 
 
 def test_handoff_on_intent_or_sustained_frustration() -> None:
