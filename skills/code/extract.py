@@ -95,11 +95,13 @@ def definitions_only(code: str) -> str:
     """Only the top-level imports, definitions and constant assignments of ``code``: what
     a test needs. A model's demo (``print(f(3))``, ``main()``, a ``while True`` loop, an
     ``input()``) could crash, hang or fail before the tests run, and would be judged
-    instead of the code. Code that does not parse gets :func:`strip_tests` only."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    instead of the code. Code that does not parse is cut to its longest prefix that does
+    (a reply often breaks down in its demo, after the function), else gets
+    :func:`strip_tests` only."""
+    tree = _parse_prefix(code)
+    if tree is None:
         return strip_tests(code)
+    tree, code = tree
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     drop: set[int] = set()
     for node in tree.body:
@@ -107,6 +109,21 @@ def definitions_only(code: str) -> str:
             drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     kept = [line for n, line in enumerate(code.splitlines(), 1) if n not in drop]
     return "\n".join(kept).rstrip() + "\n"
+
+
+def _parse_prefix(code: str) -> tuple[ast.Module, str] | None:
+    """``code`` parsed, or its longest line prefix that parses and still defines something."""
+    lines = code.splitlines()
+    for end in range(len(lines), 0, -1):
+        text = "\n".join(lines[:end]) + "\n"
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        if end == len(lines) or any(isinstance(n, _KEEP[2:]) for n in tree.body):
+            return tree, text
+        return None
+    return None
 
 
 def _calls(node: ast.AST, names: set[str]) -> bool:

@@ -4,18 +4,25 @@ line and sentence boundaries, each chunk is summarised, and the summaries are su
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from agent.options import GenerationOptions
 from skills.text import model_parameters, sentence_spans
 
-__all__ = ["chunk_by_tokens", "summarize_text", "chunk_budget", "SUMMARY_SYSTEM", "summary_messages"]
+__all__ = ["chunk_by_tokens", "summarize_text", "chunk_budget", "SUMMARY_SYSTEM", "summary_messages",
+           "first_sentences"]
 
 Progress = Callable[[int, int], None]
 """Called with (steps done, steps planned) as the map-reduce proceeds."""
 
 SUMMARY_SYSTEM = "You write short, accurate summaries. Keep names, numbers and decisions. Do not add anything."
+
+# Prompts that ask for a set number of sentences, and that number: small models write on
+# past it (a paragraph of commentary for "one or two sentences"), so the stream is cut there.
+_SENTENCE_LIMITS = {"dialogue": 2}
+_SENTENCE_END = re.compile(r"(?<![A-Z][a-z])(?<!\b[A-Z])[.!?][\"')\]]*(?=\s+[\"'(\[]?[A-Z0-9#])")
 
 _KIND_PROMPTS = {
     "dialogue": "Summarize this dialogue in one or two sentences.",
@@ -84,6 +91,26 @@ def _options(max_tokens: int) -> GenerationOptions:
     return GenerationOptions(temperature=0.0, max_new_tokens=max_tokens, repetition_penalty=1.15)
 
 
+def first_sentences(stream: Iterable[str], limit: int) -> Iterator[str]:
+    """The pieces of ``stream`` up to the end of its ``limit``-th sentence; then the stream
+    is cancelled (no tokens are spent on what would be cut). A sentence ends at ., ! or ?
+    followed by a capital or a digit ("Mr. Smith" and "Dr. Li" do not end one)."""
+    text = ""
+    for piece in stream:
+        before = len(text)
+        text += piece
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+        if len(ends) >= limit:
+            cut = ends[limit - 1]
+            if cut > before:
+                yield text[before:cut]
+            cancel = getattr(stream, "cancel", None)
+            if callable(cancel):
+                cancel()
+            return
+        yield piece
+
+
 def summarize_text(backend: Any, text: str, *, kind: str = "text", max_summary_tokens: int = 160,
                    chunk_tokens: int | None = None, progress: Progress | None = None,
                    should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
@@ -112,6 +139,7 @@ def summarize_text(backend: Any, text: str, *, kind: str = "text", max_summary_t
             planned += len(chunks)
         kind = "combine"
     final = backend.stream(summary_messages(chunks[0] if chunks else "", kind), _options(max_summary_tokens))
-    yield from final
+    limit = _SENTENCE_LIMITS.get(kind)
+    yield from final if limit is None else first_sentences(final, limit)
     if progress:
         progress(planned, planned)

@@ -45,6 +45,16 @@ def test_map_reduce_summarises_long_text_in_parts_with_progress():
     assert out and seen[-1][0] == seen[-1][1]
 
 
+def test_a_dialogue_summary_stops_after_two_sentences():
+    dialogue = "#Person1#: Can I book a table for two?\n#Person2#: Yes, at eight.\n#Person1#: Thanks."
+    backend = FakeBackend(["Mr. Lee books a table for two. It is at 8 p.m. The conversation shows how polite "
+                           "people are."])
+    out = "".join(summarize_text(backend, dialogue, kind="dialogue"))
+    assert out == "Mr. Lee books a table for two. It is at 8 p.m."
+    backend = FakeBackend(["First. Second. Third."])
+    assert "".join(summarize_text(backend, "some text", kind="text")) == "First. Second. Third."
+
+
 def test_reduce_terminates_with_a_tiny_budget():
     text = " ".join(f"word{i}" for i in range(400))
     backend = FakeBackend([" ".join(["long"] * 80)] * 50)
@@ -105,6 +115,8 @@ def test_definitions_only_drops_the_models_demo_code():
                     "    return math.sqrt(x)\n\nclass A:\n    pass\n")
     broken = "def f(x):\n    return (x\nassert f(1) == 1\n"  # does not parse: only asserts go
     assert definitions_only(broken) == "def f(x):\n    return (x\n"
+    # a reply that breaks down in its demo keeps the function before it
+    assert definitions_only("def f(x):\n    return x\n\nprint(f(1)\n") == "def f(x):\n    return x\n"
 
 
 def test_code_skill_retries_a_syntax_error_once(request_for):
