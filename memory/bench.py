@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -105,7 +106,14 @@ def bench_add_many(n: int = 1000, *, embedder: Embedder | None = None, repeats: 
             store.add_many(texts, user_id="bench")
             rates.append(n / (time.perf_counter() - t))
     return {"texts": n, "embedder": embedder.name, "texts_per_s": round(statistics.median(rates), 1),
-            "runs": [round(r, 1) for r in rates]}
+            "runs": [round(r, 1) for r in rates], "torch_threads": _torch_threads(),
+            "load_average": round(os.getloadavg()[0], 2)}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def clustered_vectors(n: int, dim: int, *, centers: int = 2000, spread: float = 0.35, seed: int = 0) -> np.ndarray:
@@ -161,9 +169,17 @@ def bench_hnsw(n: int = 1_000_000, *, dim: int = 384, queries: int = 500, config
     return result
 
 
-def bench_memory(n: int = 100_000, *, add_texts: int = 1000, embedder: Embedder | None = None) -> dict[str, Any]:
-    """The figures ``llmos bench --memory`` reports: search at ``n`` memories, add_many rate."""
-    return {"search": bench_search(n), "add_many": bench_add_many(add_texts, embedder=embedder)}
+def bench_memory(n: int = 100_000, *, add_texts: int = 1000, embedder: Embedder | None = None,
+                 search: bool = True, int8: bool = False) -> dict[str, Any]:
+    """The figures ``llmos bench --memory`` reports: search at ``n`` memories, add_many rate
+    (``int8``: also with the embedder's linear layers in int8)."""
+    out: dict[str, Any] = {"search": bench_search(n)} if search else {}
+    out["add_many"] = bench_add_many(add_texts, embedder=embedder)
+    if int8:
+        from memory.embedder import SentenceEmbedder
+
+        out["add_many_int8"] = bench_add_many(add_texts, embedder=SentenceEmbedder(int8=True))
+    return out
 
 
 def _table(results: dict[str, Any]) -> str:
@@ -173,9 +189,11 @@ def _table(results: dict[str, Any]) -> str:
         lines.append(f"search at {s['memories']:,} memories ({s['index']}): hybrid p50 {s['search']['p50_ms']} ms "
                      f"(p95 {s['search']['p95_ms']}; CPU time p50 {s['search_cpu']['p50_ms']} ms), "
                      f"dense only p50 {s['search_dense_only']['p50_ms']} ms")
-    if "add_many" in results:
-        a = results["add_many"]
-        lines.append(f"add_many ({a['embedder']}): {a['texts_per_s']} texts/s (runs {a['runs']})")
+    for key in ("add_many", "add_many_int8"):
+        if key in results:
+            a = results[key]
+            lines.append(f"add_many ({a['embedder']}): {a['texts_per_s']} texts/s (runs {a['runs']}; "
+                         f"{a['torch_threads']} torch threads, load average {a['load_average']})")
     if "hnsw" in results:
         h = results["hnsw"]
         lines.append(f"HNSW over {h['vectors']:,} {h['data']} vectors (M={h['M']}, efC={h['ef_construction']}): "
@@ -193,11 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hnsw-vectors", type=int, default=1_000_000)
     parser.add_argument("--hnsw-data", choices=("clustered", "uniform"), default="clustered")
     parser.add_argument("--skip-store", action="store_true", help="only the HNSW benchmark")
+    parser.add_argument("--skip-search", action="store_true", help="no search latency (add_many only)")
+    parser.add_argument("--int8", action="store_true", help="also time add_many with the int8 embedder")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     if not args.skip_store:
-        results.update(bench_memory(args.memories, add_texts=args.add_texts))
+        results.update(bench_memory(args.memories, add_texts=args.add_texts, search=not args.skip_search,
+                                    int8=args.int8))
     if args.hnsw:
         results["hnsw"] = bench_hnsw(args.hnsw_vectors, data=args.hnsw_data)
     print(json.dumps(results, indent=1) if args.json else _table(results))

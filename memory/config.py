@@ -65,6 +65,10 @@ class MemoryConfig(BaseModel):
     committed after the last save are recovered from SQLite on the next start."""
     embed_batch_size: int | None = Field(default=None, ge=1)
     """Texts per embedding batch (default: 64 on CPU, 256 on GPU)."""
+    embedder_int8: bool = False
+    """Run the embedder's linear layers in int8 on the CPU: about 1.5x the texts per
+    second, at about one point of LoCoMo evidence recall@10 (0.794 instead of 0.805).
+    Switching re-embeds the stored memories (the vectors differ)."""
     device: str | None = None
     """Where the embedder runs: ``cpu``, ``cuda``, ... (default: CUDA when present)."""
 

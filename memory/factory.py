@@ -21,7 +21,8 @@ def build_embedder(config: MemoryConfig) -> Embedder:
     if name == "fake" or name.startswith("fake:"):
         _, _, dim = name.partition(":")
         return FakeEmbedder(int(dim) if dim.isdigit() else 64)
-    return SentenceEmbedder(config.embedder, device=config.device, batch_size=config.embed_batch_size)
+    return SentenceEmbedder(config.embedder, device=config.device, batch_size=config.embed_batch_size,
+                            int8=config.embedder_int8)
 
 
 def build_store(config: MemoryConfig, *, data_dir: str | Path, embedder: Embedder | None = None) -> MemoryStore:

@@ -181,6 +181,7 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
                                   "neighbor_weight": base.neighbor_weight if variant.neighbors else 0.0,
                                   "speaker_weight": base.speaker_weight if variant.speaker_boost else 0.0})
     per_cat: dict[int, list[tuple[float, float, float | None]]] = {c: [] for c in CATEGORIES}
+    per_conv: dict[str, list[tuple[float, float, float | None]]] = {}
     with tempfile.TemporaryDirectory(prefix="llmos-locomo-") as tmp, MemoryStore(tmp, embedder, cfg) as store:
         for sample in samples:
             user = str(sample.get("sample_id") or f"conv-{samples.index(sample)}")
@@ -198,12 +199,14 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
                 f1 = (token_f1(answer(str(qa["question"]), hits), str(qa["answer"]), multi_hop=qa["category"] == 1)
                       if answer else None)
                 per_cat[int(qa["category"])].append((r5, r10, f1))
+                per_conv.setdefault(user, []).append((r5, r10, f1))
             if progress:
                 progress(f"{variant.name}: {user} done ({len(items)} turns, {len(questions)} questions)")
-    return _summary(per_cat, variant, len(samples), answer is not None)
+    return _summary(per_cat, per_conv, variant, len(samples), answer is not None)
 
 
-def _summary(per_cat: dict[int, list[tuple[float, float, float | None]]], variant: LocomoVariant,
+def _summary(per_cat: dict[int, list[tuple[float, float, float | None]]],
+             per_conv: dict[str, list[tuple[float, float, float | None]]], variant: LocomoVariant,
              conversations: int, answered: bool) -> dict[str, Any]:
     every = [row for rows in per_cat.values() for row in rows]
 
@@ -217,6 +220,8 @@ def _summary(per_cat: dict[int, list[tuple[float, float, float | None]]], varian
 
     result = figures(every)
     result["per_category"] = {str(c): {"name": CATEGORIES[c], **figures(rows)} for c, rows in per_cat.items()}
+    # per conversation too: a held-out split (tune on some conversations, report the rest)
+    result["per_conversation"] = {conv: figures(rows) for conv, rows in per_conv.items()}
     result["conversations"] = conversations
     result["variant"] = asdict(variant)
     return result

@@ -46,6 +46,7 @@ def test_evaluate_reports_recall_per_category(tmp_path: Path) -> None:
     assert result["recall@10"] == 1.0  # 5 turns: all are within the top 10
     assert result["per_category"]["4"]["n"] == 1 and result["per_category"]["3"]["n"] == 0
     assert result["per_category"]["1"]["name"] == "multi-hop"
+    assert result["per_conversation"] == {"conv-x": {"n": 3, "recall@5": 1.0, "recall@10": 1.0}}
 
 
 def test_answering_is_scored_with_token_f1(tmp_path: Path) -> None:

@@ -55,3 +55,18 @@ def test_the_agent_recalls_a_fact_in_a_new_session_for_that_user_only(tmp_path: 
         assert not any("Biscuit" in m.text for m in other.memories)
     finally:
         agent.close()
+
+
+def test_the_int8_embedder_stays_close_to_fp32(real_embedder) -> None:
+    import numpy as np
+
+    from memory import SentenceEmbedder
+
+    int8 = SentenceEmbedder(int8=True)
+    assert int8.name == "all-minilm-l6-v2+int8" and int8.dim == real_embedder.dim  # a store re-embeds on a switch
+    texts = ["I'm allergic to peanuts", "my sister moved to Lisbon in May", "which foods should I avoid?"]
+    close = (int8.encode(texts) * real_embedder.encode(texts)).sum(axis=1)
+    assert close.min() > 0.9
+    vectors = int8.encode(texts)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[2] > vectors[1] @ vectors[2]  # still ranks the allergy first

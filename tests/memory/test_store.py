@@ -132,3 +132,10 @@ def test_memories_said_by_the_person_the_query_names_come_first(open_store) -> N
     assert all(0.0 < h.score <= 1.0 for h in store.search(f"Ana {query}", k=2, user_id="grp"))
     off = open_store(speaker_weight=0.0, hybrid=False)
     assert [h.id for h in off.search(f"what did ana's {query}", k=2, user_id="grp")][0] == ben
+
+
+def test_int8_embedding_refuses_a_gpu() -> None:
+    from memory import SentenceEmbedder
+
+    with pytest.raises(MemoryStoreError, match="CPU only"):
+        SentenceEmbedder(int8=True, device="cuda")
