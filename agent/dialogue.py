@@ -121,9 +121,9 @@ class Agent:
         self.store = store or ConversationStore(data_dir / "conversations.sqlite3")
         needs_embedder = (memory is None and cfg.memory.enabled) or (understanding is None and cfg.understanding.enabled)
         if embedder is None and needs_embedder:
-            from memory.embedder import SentenceEmbedder
+            from memory.factory import build_embedder
 
-            embedder = SentenceEmbedder(cfg.memory.embedder)
+            embedder = build_embedder(cfg.memory)  # its device, batch size and int8 setting too
         self.embedder = embedder
         if memory is None and cfg.memory.enabled:
             from memory import build_store
