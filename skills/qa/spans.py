@@ -85,11 +85,14 @@ def _subruns(a: int, b: int, toks: Sequence[Token]) -> list[tuple[int, int, bool
         lo += 1
     while hi > lo and edge(hi - 1):
         hi -= 1
+    core = lo  # the phrase after a leading verb: "Rotterdam" of "located in Rotterdam"
+    while core < hi and (edge(core) or _looks_verbish(toks[core][2])):
+        core += 1
     spans = []
     for x in range(lo, hi):
         for y in range(x + 1, min(hi, x + 6) + 1):
             if not edge(x) and not edge(y - 1):
-                spans.append((x, y, x == lo and y == hi))
+                spans.append((x, y, x in (lo, core) and y == hi))
     if hi - lo > 6:
         spans.append((lo, hi, True))
     return spans

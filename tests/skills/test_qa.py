@@ -42,6 +42,9 @@ def test_extractive_span_prefers_phrases_near_the_question_words():
     # a verb next to the question words is not an answer; the noun phrase is
     passage = ["In the spring the ferry company became a subsidiary of Northern Lines after a long dispute."]
     assert best_span("Which company owns the ferry company?", passage).text == "Northern Lines"
+    # the phrase after a verb counts as a whole phrase: the city, not the country after the comma
+    passage = ["Our returns warehouse is located in Rotterdam, in the Netherlands."]
+    assert best_span("Where is the returns warehouse?", passage).text == "Rotterdam"
 
 
 def test_ground_finds_the_supporting_span():
