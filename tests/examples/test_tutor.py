@@ -23,14 +23,14 @@ def test_tutor_config_allows_execution_and_remembers():
     assert config.generation.temperature == 0
 
 
-@pytest.mark.real
-def test_tutor_conversations(tmp_path: Path):
+def _passes(conversations: Path, data_dir: Path, skills: dict | None = None) -> None:
+    """Run the scripted conversations against the tutor's agent; every turn must pass."""
     from agent.convtest import load_suite, run_suite
 
-    agent = build_example_agent(TUTOR / "agent.yaml", tmp_path / "data",
+    agent = build_example_agent(TUTOR / "agent.yaml", data_dir, skills=skills,
                                 overrides={"generation": {"max_new_tokens": 32}})
     try:
-        results = run_suite(agent, load_suite(TUTOR / "conversations.yml"))
+        results = run_suite(agent, load_suite(conversations))
         failures = [f"{r.conversation} #{r.turn}: {r.failures} (reply: {r.reply[:300]!r})" for r in results if not r.passed]
         assert not failures, "\n".join(failures)
     finally:
@@ -38,10 +38,14 @@ def test_tutor_conversations(tmp_path: Path):
 
 
 @pytest.mark.real
+def test_tutor_conversations(tmp_path: Path):
+    _passes(TUTOR / "conversations.yml", tmp_path / "data")
+
+
+@pytest.mark.real
 def test_tutor_exercise_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import sys
 
-    from agent.convtest import load_suite, run_suite
     from skills.config import SandboxConfig
     from skills.sandbox import Sandbox
 
@@ -51,11 +55,4 @@ def test_tutor_exercise_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.Monke
     sys.modules.pop("tutor_exercises", None)
     from tutor_exercises import check, exercise
 
-    agent = build_example_agent(TUTOR / "agent.yaml", tmp_path / "data", skills={"exercise": exercise, "check": check},
-                                overrides={"generation": {"max_new_tokens": 32}})
-    try:
-        results = run_suite(agent, load_suite(TUTOR / "exercise.yml"))
-        failures = [f"{r.conversation} #{r.turn}: {r.failures} (reply: {r.reply[:300]!r})" for r in results if not r.passed]
-        assert not failures, "\n".join(failures)
-    finally:
-        agent.close()
+    _passes(TUTOR / "exercise.yml", tmp_path / "data", {"exercise": exercise, "check": check})
