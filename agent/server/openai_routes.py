@@ -29,7 +29,7 @@ from agent.server.overrides import merged_options
 from agent.server.routing import Caller, CheckedRoute, get_state
 from agent.server.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage
 from agent.server.state import ServerState
-from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse, start_pump
 from agent.server.turns import (
     finish_turn,
     openai_finish,
@@ -85,11 +85,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
         prepared = prepare_turn(state, user, body.session_id, history, text)
         return Source(prepared.turn, prepared.turn.cancel, lambda: finish_turn(state, prepared), prepared)
 
-    try:
-        pump = Pump(start, executor=state.executor, options=options, on_exit=release)
-    except BaseException:
-        release()
-        raise
+    pump = start_pump(start, executor=state.executor, options=options, release=release)
     if not body.stream:
         try:
             reply = await pump.result(request.is_disconnected)

@@ -38,7 +38,7 @@ from agent.server.schemas import (
     SessionOut,
     SessionRename,
 )
-from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse, start_pump
 
 __all__ = ["router"]
 
@@ -112,11 +112,7 @@ async def post_message(body: MessageCreate, request: Request, session_id: Sessio
         turn = state.agent.stream(body.content, user_id=info.user_id, session_id=session_id)
         return Source(turn, turn.cancel, lambda: turn.reply)
 
-    try:
-        pump = Pump(start, executor=state.executor, options=options, on_exit=release)
-    except BaseException:
-        release()
-        raise
+    pump = start_pump(start, executor=state.executor, options=options, release=release)
     if not body.stream:
         try:
             reply = await pump.result(request.is_disconnected)

@@ -23,7 +23,7 @@ from typing import Any
 from agent.options import GenerationOptions
 from agent.server.overrides import request_options
 
-__all__ = ["Pump", "Source", "sse", "SSE_DONE", "SSE_HEADERS", "ClientGone"]
+__all__ = ["Pump", "Source", "sse", "SSE_DONE", "SSE_HEADERS", "ClientGone", "start_pump"]
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,17 @@ class Pump:
                 await self.drain()
                 task.cancel()
                 raise ClientGone()
+
+
+def start_pump(start: Callable[[], Source], *, executor: Executor, options: GenerationOptions | None,
+               release: Callable[[], None]) -> Pump:
+    """A :class:`Pump` that gives the request's slot back (``release``) when its
+    generation ends, or at once if the pump cannot be started."""
+    try:
+        return Pump(start, executor=executor, options=options, on_exit=release)
+    except BaseException:
+        release()
+        raise
 
 
 class ClientGone(Exception):
