@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
-__all__ = ["GenerationOptions"]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = ["GenerationOptions", "with_overrides"]
 
 
 class GenerationOptions(BaseModel):
@@ -46,3 +48,14 @@ class GenerationOptions(BaseModel):
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+def with_overrides(base: GenerationOptions, overrides: dict[str, Any]) -> GenerationOptions:
+    """``base`` with ``overrides`` applied and validated; a bad value raises ValueError
+    naming each field and its problem (callers turn it into their own error)."""
+    if not overrides:
+        return base
+    try:
+        return GenerationOptions.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None

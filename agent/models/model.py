@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.errors import BackendError, InputError
 from agent.models.textstream import TextStream, stream_text
-from agent.options import GenerationOptions
+from agent.options import GenerationOptions, with_overrides
 
 __all__ = ["LanguageModel", "Messages"]
 
@@ -302,18 +302,12 @@ class LanguageModel:
 
 
 def _options(options: GenerationOptions | None, overrides: dict[str, Any]) -> GenerationOptions:
-    from pydantic import ValidationError
-
     from agent.errors import ConfigError
 
-    base = options or GenerationOptions()
-    if not overrides:
-        return base
     try:
-        return GenerationOptions.model_validate({**base.model_dump(), **overrides})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid generation options: {problems}") from None
+        return with_overrides(options or GenerationOptions(), overrides)
+    except ValueError as exc:
+        raise ConfigError(f"invalid generation options: {exc}") from None
 
 
 def _hf_kwargs(options: GenerationOptions, tokenizer: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.errors import BackendError, InputError, LlmosError
@@ -97,6 +97,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return "invalid request: " + "; ".join(problems), param
 
 
+class ClientGone(Exception):
+    """The client disconnected before a non-streamed reply was ready (answered 499, to no one)."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as JSON (see the module docstring)."""
 
@@ -122,7 +126,11 @@ def install_error_handlers(app: FastAPI) -> None:
         status, message, error_id = describe_exception(exc)
         return JSONResponse(error_payload(status, message, error_id=error_id), status_code=status)
 
+    async def client_gone(_: Request, exc: Exception) -> Response:
+        return Response(status_code=499)  # nobody reads it; the turn was stored as cancelled
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ClientGone, client_gone)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(LlmosError, library)

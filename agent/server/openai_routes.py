@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent.models.textstream import TextStream
 from agent.options import GenerationOptions
@@ -29,7 +29,7 @@ from agent.server.overrides import merged_options
 from agent.server.routing import Caller, CheckedRoute, get_state
 from agent.server.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage
 from agent.server.state import ServerState
-from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse, start_pump
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse, start_pump
 from agent.server.turns import (
     finish_turn,
     openai_finish,
@@ -87,10 +87,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
 
     pump = start_pump(start, executor=state.executor, options=options, release=release)
     if not body.stream:
-        try:
-            reply = await pump.result(request.is_disconnected)
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it; the turn was stored as cancelled
+        reply = await pump.result(request.is_disconnected)  # ClientGone: answered 499 (errors.py)
         payload = head.completion(reply.text, reply.finish_reason, reply.tokens.prompt, reply.tokens.completion)
         payload["llmos"] = reply_meta(reply)
         return JSONResponse(payload, headers={"X-Llmos-Session": reply.session_id})

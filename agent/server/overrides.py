@@ -15,11 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import ValidationError
-
 from agent.backends.base import Backend, Message
 from agent.models.textstream import TextStream
-from agent.options import GenerationOptions
+from agent.options import GenerationOptions, with_overrides
 from agent.server.errors import ApiError
 
 __all__ = ["OverridingBackend", "request_options", "merged_options"]
@@ -29,13 +27,10 @@ _local = threading.local()
 
 def merged_options(base: GenerationOptions, overrides: dict[str, Any]) -> GenerationOptions:
     """``base`` with ``overrides`` applied, validated (a bad value is a 400)."""
-    if not overrides:
-        return base
     try:
-        return GenerationOptions.model_validate({**base.model_dump(), **overrides})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ApiError(400, f"invalid sampling parameters: {problems}") from None
+        return with_overrides(base, overrides)
+    except ValueError as exc:
+        raise ApiError(400, f"invalid sampling parameters: {exc}") from None
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent.server.auth import check_user_id
 from agent.server.errors import ApiError, describe_exception, error_payload
@@ -38,7 +38,7 @@ from agent.server.schemas import (
     SessionOut,
     SessionRename,
 )
-from agent.server.streaming import SSE_DONE, SSE_HEADERS, ClientGone, Pump, Source, sse, start_pump
+from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse, start_pump
 
 __all__ = ["router"]
 
@@ -114,10 +114,7 @@ async def post_message(body: MessageCreate, request: Request, session_id: Sessio
 
     pump = start_pump(start, executor=state.executor, options=options, release=release)
     if not body.stream:
-        try:
-            reply = await pump.result(request.is_disconnected)
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it; the turn was stored as cancelled
+        reply = await pump.result(request.is_disconnected)  # ClientGone: answered 499 (errors.py)
         return reply.model_dump(mode="json")
     await pump.started()
     return StreamingResponse(_events(pump, session_id, info.user_id), media_type="text/event-stream",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.options import GenerationOptions
+from agent.server.errors import ClientGone
 from agent.server.overrides import request_options
 
 __all__ = ["Pump", "Source", "sse", "SSE_DONE", "SSE_HEADERS", "ClientGone", "start_pump"]
@@ -193,6 +194,3 @@ def start_pump(start: Callable[[], Source], *, executor: Executor, options: Gene
         release()
         raise
 
-
-class ClientGone(Exception):
-    """The client disconnected before a non-streamed reply was ready."""
