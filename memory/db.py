@@ -84,6 +84,9 @@ class MemoryDB:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Writers of this process queue on a lock, not in SQLite's busy handler (which sleeps
+        # up to 100 ms between tries); other processes still meet busy_timeout.
+        self._write_lock = threading.RLock()
         self.generations: tuple[int, int] = (0, 0)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,18 +127,19 @@ class MemoryDB:
         someone else wrote since it last looked.
         """
         conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            if bump:
-                before = int((conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-                              or (0,))[0])
-                self.meta_set(conn, "generation", str(before + 1))
-                self.generations = (before, before + 1)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                if bump:
+                    before = int((conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+                                  or (0,))[0])
+                    self.meta_set(conn, "generation", str(before + 1))
+                    self.generations = (before, before + 1)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # -- meta -------------------------------------------------------------------------------
 

@@ -40,6 +40,10 @@ from agent.server.turns import (
 
 __all__ = ["router"]
 
+# One encoder for every content piece: json.dumps(..., ensure_ascii=False) builds a new
+# encoder per call, and a streamed reply encodes one string per piece.
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+
 router = APIRouter(route_class=CheckedRoute, tags=["openai"])
 
 
@@ -85,7 +89,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
         prepared = prepare_turn(state, user, body.session_id, history, text)
         return Source(prepared.turn, prepared.turn.cancel, lambda: finish_turn(state, prepared), prepared)
 
-    pump = start_pump(start, executor=state.executor, options=options, release=release)
+    pump = start_pump(start, executor=state.executor, options=options, release=release, flush_s=state.flush_s)
     if not body.stream:
         reply = await pump.result(request.is_disconnected)  # ClientGone: answered 499 (errors.py)
         payload = head.completion(reply.text, reply.finish_reason, reply.tokens.prompt, reply.tokens.completion)
@@ -107,7 +111,7 @@ class _Head:
 
     def content_event(self, text: str) -> str:
         """The SSE event for one content piece (same bytes as ``sse(chunk(...))``)."""
-        return self._prefix + json.dumps(text, ensure_ascii=False) + self._suffix
+        return self._prefix + _json_string(text) + self._suffix
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
@@ -129,24 +133,33 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 async def _events(pump: Pump, head: _Head, usage: bool, first: dict[str, Any] | None) -> AsyncIterator[str]:
-    """The SSE body; closing it (the client went away) cancels the generation."""
+    """The SSE body; closing it (the client went away) cancels the generation.
+
+    Events that are ready together go out in one write: the opening chunk with the first
+    pieces, the last pieces with the finish, usage and ``[DONE]``."""
     try:
         opening = head.chunk({"role": "assistant", "content": ""})
         if first is not None:
             opening["llmos"] = first
-        yield sse(opening)
+        pending = sse(opening)
         async for kind, value in pump:
             if kind == "pieces":
-                yield "".join(head.content_event(piece) for piece in value)
+                pending += "".join(head.content_event(piece) for piece in value)
+                if pump.ended:
+                    continue  # the end is already here: one write for both
             elif kind == "done":
                 prompt, completion, reason, extra = _result(value)
-                yield sse(head.chunk({}, openai_finish(reason), **extra))
+                pending += sse(head.chunk({}, openai_finish(reason), **extra))
                 if usage:
-                    yield sse(head.usage_chunk(prompt, completion))
+                    pending += sse(head.usage_chunk(prompt, completion))
+                continue
             else:
                 status, message, error_id = describe_exception(value)
-                yield sse(error_payload(status, message, error_id=error_id))
-        yield SSE_DONE
+                pending += sse(error_payload(status, message, error_id=error_id))
+                continue
+            yield pending
+            pending = ""
+        yield pending + SSE_DONE
     finally:
         pump.cancel()
 
@@ -169,7 +182,7 @@ async def _plain(state: ServerState, messages: list[ChatMessage], options: Gener
             generation = backend.stream(chat, options)
             return Source(generation, generation.cancel, lambda: generation)
 
-        pump = Pump(start, executor=state.executor, on_exit=release)
+        pump = Pump(start, executor=state.executor, on_exit=release, flush_s=state.flush_s)
         await pump.started()
         return StreamingResponse(_events(pump, head, usage, None), media_type="text/event-stream",
                                  headers=SSE_HEADERS)

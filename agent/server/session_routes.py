@@ -112,7 +112,7 @@ async def post_message(body: MessageCreate, request: Request, session_id: Sessio
         turn = state.agent.stream(body.content, user_id=info.user_id, session_id=session_id)
         return Source(turn, turn.cancel, lambda: turn.reply)
 
-    pump = start_pump(start, executor=state.executor, options=options, release=release)
+    pump = start_pump(start, executor=state.executor, options=options, release=release, flush_s=state.flush_s)
     if not body.stream:
         reply = await pump.result(request.is_disconnected)  # ClientGone: answered 499 (errors.py)
         return reply.model_dump(mode="json")
@@ -123,16 +123,22 @@ async def post_message(body: MessageCreate, request: Request, session_id: Sessio
 
 async def _events(pump: Pump, session_id: str, user_id: str) -> AsyncIterator[str]:
     try:
-        yield sse({"type": "session", "session_id": session_id, "user_id": user_id})
-        async for kind, value in pump:
+        pending = sse({"type": "session", "session_id": session_id, "user_id": user_id})
+        async for kind, value in pump:  # events ready together go out in one write
             if kind == "pieces":
-                yield "".join(sse({"type": "delta", "text": piece}) for piece in value)
+                pending += "".join(sse({"type": "delta", "text": piece}) for piece in value)
+                if pump.ended:
+                    continue
             elif kind == "done":
-                yield sse({"type": "reply", "reply": value.model_dump(mode="json")})
+                pending += sse({"type": "reply", "reply": value.model_dump(mode="json")})
+                continue
             else:
                 status, message, error_id = describe_exception(value)
-                yield sse({"type": "error", **error_payload(status, message, error_id=error_id)})
-        yield SSE_DONE
+                pending += sse({"type": "error", **error_payload(status, message, error_id=error_id)})
+                continue
+            yield pending
+            pending = ""
+        yield pending + SSE_DONE
     finally:
         pump.cancel()
 

@@ -77,6 +77,11 @@ class ServerState:
             agent_model=config.model_alias or agent.config.name, backend_model=raw.name, raw_backend=raw,
             notifier=notifier)
 
+    @property
+    def flush_s(self) -> float:
+        """How long streamed pieces may wait for company (``stream_flush_ms``), in seconds."""
+        return self.config.stream_flush_ms / 1000.0
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(*args)`` on the worker pool."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))

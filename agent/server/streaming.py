@@ -57,14 +57,22 @@ class Pump:
     ``("done", source.finish())`` or ``("error", exception)``. ``on_exit`` runs on the worker
     when it is done, whichever way.
 
-    Pieces are handed over in batches: the worker wakes the event loop only when it is not
-    already due to look, so under load one wake-up (and one network write) carries many
-    pieces; on a contended CPU every thread hop costs a scheduling delay.
+    Pieces are handed over in batches, at most one every ``flush_s`` seconds: the first piece
+    goes out at once (time to first token is untouched), later ones are gathered until the
+    interval since the last hand-over has passed, and the end goes out at once. A wake-up of
+    the event loop and a network write cost the server about as much CPU as everything else
+    in a request, so a 24-piece reply costs ~10 of each instead of 24, and under load every
+    client's latency gains. ``flush_s=0`` hands over as fast as the loop looks.
     """
 
     def __init__(self, start: Callable[[], Source], *, executor: Executor, options: GenerationOptions | None = None,
-                 on_exit: Callable[[], None] | None = None) -> None:
+                 on_exit: Callable[[], None] | None = None, flush_s: float = 0.0) -> None:
         self._start = start
+        self._flush_s = flush_s
+        self._next_flush = 0.0  # event-loop time before which pieces wait for company
+        self._pieces_wanted = True  # False: nobody reads pieces one by one (a non-streamed reply)
+        self.ended = False
+        """True once the end has been read: pieces yielded now are the last ones."""
         self._options = options
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
@@ -79,16 +87,27 @@ class Pump:
         self._over = False
         self.future = self._loop.run_in_executor(executor, self._work)
 
-    def _wake(self, event: asyncio.Event) -> None:
-        """On the worker, with the lock held: make sure the event loop will look."""
-        if event is self._ready:
-            if self._woken:
+    def _wake(self, event: asyncio.Event, *, now: bool = True) -> None:
+        """On the worker, with the lock held: make sure the event loop will look (``now``,
+        or for new pieces when the flush interval allows)."""
+        target = event.set
+        if not now:
+            if self._woken or not self._pieces_wanted:
                 return
             self._woken = True
+            target = self._schedule
         try:
-            self._loop.call_soon_threadsafe(event.set)
+            self._loop.call_soon_threadsafe(target)
         except RuntimeError:  # the event loop is gone (server shutting down): nobody listens
             pass
+
+    def _schedule(self) -> None:
+        """On the event loop: hand the waiting pieces over now, or when the interval is up."""
+        delay = self._next_flush - self._loop.time()
+        if delay <= 0:
+            self._ready.set()
+        else:
+            self._loop.call_later(delay, self._ready.set)
 
     def _work(self) -> None:
         try:
@@ -119,7 +138,7 @@ class Pump:
                 if piece:
                     with self._lock:
                         self._buffer.append(piece)
-                        self._wake(self._ready)
+                        self._wake(self._ready, now=False)
             return "done", source.finish()
         except BaseException as exc:  # handed to the event loop, rendered as an error event
             return "error", exc
@@ -140,6 +159,8 @@ class Pump:
                 self._woken = False
                 pieces, self._buffer = self._buffer, []
                 end = self._end
+            self._next_flush = self._loop.time() + self._flush_s
+            self.ended = end is not None
             if pieces:
                 yield "pieces", pieces
             if end is not None:
@@ -172,6 +193,7 @@ class Pump:
                     return value
             raise ClientGone()
 
+        self._pieces_wanted = False  # only the end matters: no wake-up per piece
         task = asyncio.ensure_future(last())
         while True:
             done, _ = await asyncio.wait({task}, timeout=poll_s)
@@ -185,11 +207,11 @@ class Pump:
 
 
 def start_pump(start: Callable[[], Source], *, executor: Executor, options: GenerationOptions | None,
-               release: Callable[[], None]) -> Pump:
+               release: Callable[[], None], flush_s: float = 0.0) -> Pump:
     """A :class:`Pump` that gives the request's slot back (``release``) when its
     generation ends, or at once if the pump cannot be started."""
     try:
-        return Pump(start, executor=executor, options=options, on_exit=release)
+        return Pump(start, executor=executor, options=options, on_exit=release, flush_s=flush_s)
     except BaseException:
         release()
         raise
