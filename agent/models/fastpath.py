@@ -164,6 +164,15 @@ class FastDecoder:
         self._rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
         self._freqs = torch.empty(0, self.head_dim // 2, dtype=torch.complex64)
 
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of weights one decoded token reads: every packed matrix as its kernel holds
+        it (int4, int8, bf16 or fp32, with scales), the norms, and one embedding row."""
+        total = self._lm_head.kernel_bytes + self._final_norm.numel() * 4
+        for n1, q, o, n2, gu, dn in self._layers:
+            total += sum(lin.kernel_bytes for lin in (q, o, gu, dn)) + (n1.numel() + n2.numel()) * n1.element_size()
+        return total + self.hidden * self._embed.element_size()
+
     # -- the KV cache -------------------------------------------------------------------------
 
     def _ensure_capacity(self, needed: int) -> None:

@@ -113,6 +113,12 @@ class PackedLinear:
     def out_features(self) -> int:
         return int(self.weight.shape[0])
 
+    @property
+    def kernel_bytes(self) -> int:
+        """Bytes the one-token product reads: the weight as the kernel holds it, its scales, the bias."""
+        return sum(t.numel() * t.element_size() for t in (self.weight, self.kernel_scales, self.bias)
+                   if t is not None)
+
     def dense_weight(self) -> torch.Tensor:
         """The weight as fp32 ``(out, in)``; a temporary copy unless the mode is fp32."""
         import torch

@@ -296,3 +296,17 @@ def test_real_model_answers_and_keeps_its_perplexity(smollm2):
     with torch.inference_mode():
         steps = torch.stack([decoder._decode(text[p], p) for p in range(start, end)])
     assert abs(perplexity(steps, text[start:end]) / perplexity(ref[start:end], text[start:end]) - 1) < 0.05
+
+
+def test_weight_bytes_counts_what_the_decode_kernels_read():
+    """The bandwidth bound in `llmos bench` divides by these bytes: fp32 reads about the
+    model's matrices (the embedding is read one row a token), int8 about a quarter, int4 less."""
+    model = tiny("llama")
+    matrices = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n)
+    if model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr():
+        matrices += model.lm_head.weight.numel()  # tied: the head reads the whole table
+    fp32 = FastDecoder(model, weights="fp32").weight_bytes
+    assert 4 * matrices <= fp32 < 4 * matrices * 1.05
+    int8 = FastDecoder(model, weights="int8").weight_bytes
+    assert matrices <= int8 < 0.3 * fp32
+    assert FastDecoder(model, weights="int4").weight_bytes < int8
