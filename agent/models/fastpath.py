@@ -18,20 +18,29 @@ caller serializes); the weights are shared and read-only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.config import default_cache_dir
 from agent.errors import ModelError
 from agent.models.fastquant import (
+    PACK_FORMAT,
     WEIGHT_MODES,
+    PackedLayer,
     PackedLinear,
     Sampler,
     activation_dtype,
     busy_machine_threads,
     intra_op_threads,
+    load_packed,
+    model_fingerprint,
+    norm_gain,
     on_int4_grid,
     pack_layers,
     pack_linear,
+    save_packed,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +49,8 @@ if TYPE_CHECKING:
     from agent.options import GenerationOptions
 
 __all__ = ["FastDecoder", "DEFAULT_WEIGHTS", "unsupported_reason"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = "auto"
 """The recommended ``weights``: int4 when the checkpoint already sits on a 4-bit grid (a Q4_1
@@ -99,7 +110,7 @@ class FastDecoder:
             return False
 
     def __init__(self, hf_model: Any, *, weights: str = DEFAULT_WEIGHTS, max_seq_len: int | None = None,
-                 threads: int | str | None = "auto"):
+                 threads: int | str | None = "auto", cache_dir: Path | None | bool = None):
         import torch
 
         reason = unsupported_reason(hf_model)
@@ -125,6 +136,8 @@ class FastDecoder:
         self.last_stop_reason: str | None = None
         """Why the last generation ended: "eos", "length", "context" or "cancelled"."""
         self._act = activation_dtype(weights)
+        self._cache_dir = cache_dir
+        """Where packed weights are kept between runs (None: llmos's cache dir; False: nowhere)."""
         with torch.inference_mode():
             self._load(hf_model, weights)
         self._k: torch.Tensor | None = None  # (layers, kv heads, capacity, head_dim)
@@ -141,7 +154,10 @@ class FastDecoder:
         import torch
 
         inner = hf_model.model
-        layers = pack_layers(inner.layers, self.n_heads, self.n_kv, self.head_dim, mode)
+        # int4 stops at the layers: the output head is the most sensitive matrix (and the
+        # embedded model's is 8-bit in the GGUF), so it stays int8 there.
+        head_mode = "int8" if mode == "int4" else mode
+        layers, self._lm_head = self._packed(hf_model, mode, head_mode)
         self._layers = layers
         self._eps = float(getattr(inner.norm, "variance_epsilon", getattr(inner.norm, "eps", 1e-6)))
         self._final_norm = inner.norm.weight.detach().to(torch.float32).contiguous()
@@ -153,16 +169,43 @@ class FastDecoder:
         self._norm_c = torch.tensor((self.hidden * self._eps) ** 0.5)
         self._norm_buf = torch.empty(1, self.hidden, dtype=self._act)  # decode's norm output, reused
         self._embed = inner.embed_tokens.weight.detach()  # shared with the HF model, never copied
-        # int4 stops at the layers: the output head is the most sensitive matrix (and the
-        # embedded model's is 8-bit in the GGUF), so it stays int8 there.
-        head_mode = "int8" if mode == "int4" else mode
-        self._lm_head = pack_linear(hf_model.lm_head.weight, getattr(hf_model.lm_head, "bias", None), head_mode)
         self._lm_kernel = self._lm_head.kernel()
         self._intermediate = layers[0][4].out_features // 2
         rotary = inner.rotary_emb
         self._inv_freq = rotary.inv_freq.detach().to(torch.float32).clone()
         self._rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
         self._freqs = torch.empty(0, self.head_dim // 2, dtype=torch.complex64)
+
+    def _packed(self, hf_model: Any, mode: str, head_mode: str) -> tuple[list[PackedLayer], PackedLinear]:
+        """The packed layers and output head: from the cache when an earlier run packed the
+        same weights the same way (quantizing takes ~1.5 s of a start-up), else packed now
+        and cached for the next run. A cache that cannot be read or written is skipped."""
+        import torch
+
+        inner = hf_model.model
+        norms = [(norm_gain(layer.input_layernorm), norm_gain(layer.post_attention_layernorm)) for layer in inner.layers]
+        # Only quantized modes are worth keeping: fp32/bf16 pack in a blink, and fp32 shares the
+        # HF model's memory, which a copy from disk would double.
+        cacheable = self._cache_dir is not False and mode in ("int4", "int8")
+        fingerprint = model_fingerprint(hf_model) if cacheable else None
+        path = None
+        if fingerprint is not None:
+            base = self._cache_dir if isinstance(self._cache_dir, Path) else default_cache_dir()
+            path = base / "fast" / f"{fingerprint}-{mode}.safetensors"
+            key = {"format": str(PACK_FORMAT), "torch": torch.__version__, "mode": mode, "head_mode": head_mode,
+                   "model": fingerprint}
+            cached = load_packed(path, key, norms)
+            if cached is not None:
+                return cached
+        layers = pack_layers(inner.layers, self.n_heads, self.n_kv, self.head_dim, mode)
+        head = pack_linear(hf_model.lm_head.weight, getattr(hf_model.lm_head, "bias", None), head_mode)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_packed(path, layers, head, key)
+            except OSError as exc:  # a read-only cache: pack again next time
+                log.debug("cannot cache packed weights at %s: %s", path, exc)
+        return layers, head
 
     @property
     def weight_bytes(self) -> int:

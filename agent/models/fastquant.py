@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WEIGHT_MODES", "PackedLinear", "Sampler", "pack_linear", "quantize_int8", "quantize_int4",
            "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads",
-           "intra_op_threads"]
+           "intra_op_threads", "norm_gain", "save_packed", "load_packed", "model_fingerprint", "PACK_FORMAT"]
 
 WEIGHT_MODES = ("int8", "int4", "bf16", "fp32")
 """Formats :func:`pack_linear` accepts."""
@@ -253,8 +253,8 @@ def pack_layers(layers: Sequence[Any], n_heads: int, n_kv: int, head_dim: int, m
             cat(rope_rows(_bias(a.q_proj), n_heads, scaling), rope_rows(_bias(a.k_proj), n_kv), _bias(a.v_proj)),
             mode)
         gate_up = pack_linear(weight(m.gate_proj.weight, m.up_proj.weight), cat(_bias(m.gate_proj), _bias(m.up_proj)), mode)
-        packed.append((_norm(layer.input_layernorm), qkv, pack_linear(a.o_proj.weight, _bias(a.o_proj), mode),
-                       _norm(layer.post_attention_layernorm), gate_up,
+        packed.append((norm_gain(layer.input_layernorm), qkv, pack_linear(a.o_proj.weight, _bias(a.o_proj), mode),
+                       norm_gain(layer.post_attention_layernorm), gate_up,
                        pack_linear(m.down_proj.weight, _bias(m.down_proj), mode)))
     return packed
 
@@ -263,7 +263,7 @@ def _bias(linear: Any) -> torch.Tensor | None:
     return None if getattr(linear, "bias", None) is None else linear.bias.detach()
 
 
-def _norm(module: Any) -> torch.Tensor:
+def norm_gain(module: Any) -> torch.Tensor:
     import torch
 
     return module.weight.detach().to(torch.float32).contiguous()
@@ -360,3 +360,88 @@ def intra_op_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# ---- packed weights on disk ------------------------------------------------------------------
+
+PACK_FORMAT = 1
+"""Bumped whenever what :func:`pack_layers` computes changes, so old cache files are ignored."""
+
+_FIELDS = ("weight", "bias", "scale", "kernel_scales", "zero", "nibbles")
+_SLOTS = {1: "qkv", 2: "o", 4: "gate_up", 5: "down"}  # the PackedLinear places in a PackedLayer
+
+
+def model_fingerprint(hf_model: Any) -> str | None:
+    """A key for the weights a model was loaded from: its local folder's weight files (names,
+    sizes, modification times). None when it did not come from a local folder."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(str(getattr(hf_model.config, "_name_or_path", "") or ""))
+    if not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json")
+    if not files:
+        return None
+    h = hashlib.sha256(str(folder.resolve()).encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:24]
+
+
+def save_packed(path: os.PathLike[str] | str, layers: Sequence[PackedLayer], head: PackedLinear,
+                key: dict[str, str]) -> None:
+    """Write the packed matrices of ``layers`` and ``head`` to ``path`` (safetensors), whole or
+    not at all (a temporary file renamed into place)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    modes: dict[str, str] = {}
+
+    def put(prefix: str, lin: PackedLinear) -> None:
+        modes[prefix] = lin.mode
+        for name in _FIELDS:
+            value = getattr(lin, name)
+            if value is not None:
+                tensors[f"{prefix}.{name}"] = value.contiguous()
+
+    for i, layer in enumerate(layers):
+        for slot, name in _SLOTS.items():
+            put(f"{i}.{name}", layer[slot])  # type: ignore[arg-type]
+    put("head", head)
+    meta = {**key, "modes": ",".join(f"{k}={v}" for k, v in modes.items()), "layers": str(len(layers))}
+    target = os.fspath(path)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def load_packed(path: os.PathLike[str] | str, key: dict[str, str], norms: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                ) -> tuple[list[PackedLayer], PackedLinear] | None:
+    """The layers and head :func:`save_packed` wrote, if ``path`` holds them for ``key``
+    (and ``norms``: each layer's two norm gains, which are not stored); else None."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if any(meta.get(k) != v for k, v in key.items()) or meta.get("layers") != str(len(norms)):
+                return None
+            modes = dict(item.split("=", 1) for item in meta["modes"].split(","))
+            names = set(f.keys())
+
+            def get(prefix: str) -> PackedLinear:
+                fields = {n: f.get_tensor(f"{prefix}.{n}") if f"{prefix}.{n}" in names else None for n in _FIELDS}
+                return PackedLinear(modes[prefix], **fields)  # type: ignore[arg-type]
+
+            layers: list[PackedLayer] = []
+            for i, (n1, n2) in enumerate(norms):
+                layers.append((n1, get(f"{i}.qkv"), get(f"{i}.o"), n2, get(f"{i}.gate_up"), get(f"{i}.down")))
+            return layers, get("head")
+    except Exception:  # missing, torn or foreign (SafetensorError is its own class): pack afresh
+        return None

@@ -310,3 +310,52 @@ def test_weight_bytes_counts_what_the_decode_kernels_read():
     int8 = FastDecoder(model, weights="int8").weight_bytes
     assert matrices <= int8 < 0.3 * fp32
     assert FastDecoder(model, weights="int4").weight_bytes < int8
+
+
+def _saved_tiny(tmp_path):
+    """A tiny model saved to a folder and loaded back, as load_model loads local models."""
+    folder = tmp_path / "model"
+    tiny("llama").save_pretrained(folder)
+    return tf.LlamaForCausalLM.from_pretrained(folder).eval()
+
+
+def test_packed_weights_are_cached_and_reused(tmp_path, monkeypatch):
+    import agent.models.fastpath as fastpath
+
+    model, cache = _saved_tiny(tmp_path), tmp_path / "cache"
+    first = FastDecoder(model, weights="int8", cache_dir=cache)
+    files = list((cache / "fast").glob("*-int8.safetensors"))
+    assert len(files) == 1
+    ids = prompt(24, seed=3)
+    expected = first.logits(ids)
+
+    def no_packing(*args, **kwargs):
+        raise AssertionError("packed again although the cache holds these weights")
+
+    monkeypatch.setattr(fastpath, "pack_layers", no_packing)
+    second = FastDecoder(model, weights="int8", cache_dir=cache)
+    assert torch.equal(second.logits(ids), expected)
+    assert run(second, ids[:8]) == run(first, ids[:8])
+
+
+def test_a_damaged_or_foreign_cache_file_is_packed_afresh(tmp_path):
+    model, cache = _saved_tiny(tmp_path), tmp_path / "cache"
+    expected = FastDecoder(model, weights="int8", cache_dir=False).logits(prompt(16))
+    FastDecoder(model, weights="int8", cache_dir=cache)
+    (path,) = (cache / "fast").glob("*.safetensors")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a torn write
+    assert torch.equal(FastDecoder(model, weights="int8", cache_dir=cache).logits(prompt(16)), expected)
+    # rewritten whole: the next start reads it again
+    assert torch.equal(FastDecoder(model, weights="int8", cache_dir=cache).logits(prompt(16)), expected)
+    # other weights in the same folder (a new checkpoint): a new key, never the old file
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.mul_(2.0)
+    model.save_pretrained(tmp_path / "model")
+    fresh = FastDecoder(model, weights="int8", cache_dir=cache)
+    assert not torch.equal(fresh.logits(prompt(16)), expected)
+    assert torch.equal(fresh.logits(prompt(16)), FastDecoder(model, weights="int8", cache_dir=False).logits(prompt(16)))
+
+
+def test_fp32_weights_are_not_cached(tmp_path):
+    FastDecoder(_saved_tiny(tmp_path), weights="fp32", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "fast").exists()
