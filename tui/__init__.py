@@ -1,4 +1,5 @@
-"""llmos's terminal UI: ``llmos chat [--config FILE]`` runs :func:`run_chat`.
+"""llmos's terminal UI: ``llmos chat [--config FILE]`` runs :func:`run_chat`
+(:func:`build_app` builds the same app without running it, for tests).
 
 ``ChatApp`` is imported lazily so that ``import tui`` (and ``llmos --help``) stay fast.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ChatApp", "run_chat"]
+__all__ = ["ChatApp", "build_app", "run_chat"]
 
 if TYPE_CHECKING:
     from tui.app import ChatApp
@@ -21,12 +22,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tui' has no attribute {name!r}")
 
 
-def run_chat(config_path: str | None = None, *, user_id: str = "local") -> int:
-    """Run the chat app on the agent that ``config_path`` describes (None: the default agent).
+def build_app(config_path: str | None = None, *, user_id: str = "local") -> ChatApp:
+    """The chat app for the agent that ``config_path`` describes (None: the default agent).
 
-    The config is validated before the screen opens, so a bad file is reported by the
-    caller as a :class:`~agent.errors.ConfigError`; the model itself loads behind a progress
-    bar. Returns the exit code.
+    The config is validated here, before any screen opens, so a bad file raises a
+    :class:`~agent.errors.ConfigError` with a clear message; the model itself loads behind
+    the app's progress bar.
     """
     from agent.config import load_config
     from tui.app import ChatApp
@@ -38,6 +39,11 @@ def run_chat(config_path: str | None = None, *, user_id: str = "local") -> int:
 
         return Agent.from_config(config_path, progress=progress)
 
-    app = ChatApp(agent_factory=build, user_id=user_id)
+    return ChatApp(agent_factory=build, user_id=user_id)
+
+
+def run_chat(config_path: str | None = None, *, user_id: str = "local") -> int:
+    """Run the chat app (see :func:`build_app`); returns the exit code."""
+    app = build_app(config_path, user_id=user_id)
     app.run()
     return int(app.return_code or 0)

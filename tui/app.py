@@ -49,6 +49,8 @@ class ChatApp(App[int]):
         self.agent = event.agent
         self.sub_title = one_line(event.agent.model_name, 60)
         self.switch_screen(self._chat_screen(event.agent))
+        for warning in event.warnings[:5]:
+            self.notify(one_line(warning, 400), title="Warning", severity="warning", timeout=20, markup=False)
 
     def on_loading_screen_failed(self, event: LoadingScreen.Failed) -> None:
         error = event.error

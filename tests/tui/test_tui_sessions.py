@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, send, settle, type_text, wait_for
+from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text, wait_for
 from textual.widgets import Input, OptionList
 
 from tests.tui.fakes import FakeAgent
 from tui.app import ChatApp
-from tui.screens import AskText, Confirm, HelpScreen, MemoryScreen
+from tui.screens import AskText, Confirm, HelpScreen, MemoryScreen, ModelScreen
 from tui.widgets import InsightPanel, SessionSidebar
 from tui.widgets.insight import MemoryRow
 
@@ -97,7 +97,8 @@ async def test_slash_new_help_and_model(agent: FakeAgent) -> None:
         assert chat(app).status.session == "Project notes"
         assert prompt(app).text == ""
         await send(pilot, "/model")
-        assert any("fake-model" in n and "backend: fake" in n for n in notes(app))
+        assert isinstance(app.screen, ModelScreen)
+        await pilot.press("escape")
         await send(pilot, "/help")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -226,3 +227,87 @@ async def test_copy_message_code_block_and_last_reply(agent: FakeAgent) -> None:
 
 def test_sidebar_message_types_exist() -> None:
     assert SessionSidebar.Selected("x").session_id == "x"
+
+
+async def test_at_80_columns_the_panels_take_turns_and_titles_keep_to_one_line(agent: FakeAgent) -> None:
+    long_title = "A rather long question about coroutines"
+    long_id = agent.chat(long_title).session_id
+    agent.chat("Short one")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = chat(app)
+        assert not screen.sidebar.display and not screen.insight.display
+        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert screen.sidebar.display and not screen.insight.display, "one side panel at a time at 80 columns"
+        assert screen.conversation.size.width >= 50
+        rows = screen_lines(app)
+        session_rows = [row for row in rows if "A rather long" in row]
+        assert len(session_rows) == 1 and "…" in session_rows[0], rows
+        assert not any(row.lstrip().startswith("coroutines") for row in rows), "a title never wraps"
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert screen.insight.display and not screen.sidebar.display
+        # open a session from the sidebar: at this width the sidebar closes and the input has the focus
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        screen.sidebar.options.highlighted = screen.sidebar.options.get_option_index(long_id)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.status.session == long_title
+        assert not screen.sidebar.display and app.focused is prompt(app)
+        # Escape in the sidebar goes back to the input
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.focused is screen.sidebar.options
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is prompt(app) and not screen.sidebar.display
+
+
+async def test_wide_terminals_show_both_panels(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=(132, 36)) as pilot:
+        screen = chat(app)
+        assert screen.sidebar.display
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert screen.sidebar.display and screen.insight.display
+
+
+async def test_themes_from_the_command_palette(agent: FakeAgent) -> None:
+    from textual.command import CommandPalette
+
+    agent.enqueue("```python\nx = 1\n```")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "code")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"theme")
+        await wait_for(pilot, lambda: "theme" in " ".join(screen_lines(app)).lower())
+        await pilot.press("escape")
+        await pilot.pause()
+        backgrounds = set()
+        for theme in ("nord", "gruvbox", "textual-light", "monokai"):
+            app.theme = theme
+            await pilot.pause()
+            backgrounds.add(str(chat(app).status.styles.background))
+            assert any("x = 1" in row for row in screen_lines(app))
+        assert len(backgrounds) == 4, "each theme restyles the app"
+        assert app.theme == "monokai"
+
+
+async def test_model_command_shows_the_model_and_the_config(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/model")
+        assert isinstance(app.screen, ModelScreen)
+        shown = "\n".join(screen_lines(app))
+        for expected in ("fake-model", "backend", "fake", "temperature", "max_new_tokens", "persona", "memory"):
+            assert expected in shown, (expected, shown)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ModelScreen)
+        assert agent.calls == []

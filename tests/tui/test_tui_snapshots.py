@@ -93,3 +93,24 @@ def test_loading_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
         await pilot.pause(0.1)
 
     assert snap_compare(app, run_before=wait_for_progress)
+
+
+README_SCREENSHOTS = {
+    "chat.svg": "test_chat_screen", "sessions.svg": "test_sessions_sidebar", "insight.svg": "test_insight_panel",
+    "chat-wide.svg": "test_wide_layout", "help.svg": "test_help_screen", "loading.svg": "test_loading_screen",
+    "commands.svg": "test_command_completion",
+}
+
+
+def test_the_readme_shows_the_current_snapshots() -> None:
+    """docs/screenshots/ holds copies of the snapshots; the README shows each of them."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    snapshots = Path(__file__).with_name("__snapshots__") / "test_tui_snapshots"
+    for shot, test in README_SCREENSHOTS.items():
+        assert f"(docs/screenshots/{shot})" in readme, f"the README does not show {shot}"
+        copy = (root / "docs" / "screenshots" / shot).read_bytes()
+        assert copy == (snapshots / f"{test}.svg").read_bytes(), (
+            f"docs/screenshots/{shot} is out of date: copy {test}.svg from {snapshots} over it")

@@ -5,5 +5,7 @@ from tui.screens.dialogs import AskText, AttachFile, Confirm
 from tui.screens.help import HelpScreen
 from tui.screens.loading import LoadingScreen
 from tui.screens.memory import MemoryScreen
+from tui.screens.model import ModelScreen
 
-__all__ = ["AskText", "AttachFile", "ChatScreen", "Confirm", "HelpScreen", "LoadingScreen", "MemoryScreen"]
+__all__ = ["AskText", "AttachFile", "ChatScreen", "Confirm", "HelpScreen", "LoadingScreen", "MemoryScreen",
+           "ModelScreen"]

@@ -21,10 +21,14 @@ from tui.sanitize import neutralize, one_line
 from tui.screens.dialogs import AskText, AttachFile, Confirm
 from tui.screens.help import HelpScreen
 from tui.screens.memory import MemoryScreen
+from tui.screens.model import ModelScreen
 from tui.types import AgentLike
 from tui.widgets import Conversation, InsightPanel, PromptInput, SessionSidebar, StatusLine
 
-__all__ = ["ChatActions", "ATTACH_LIMIT"]
+__all__ = ["ChatActions", "ATTACH_LIMIT", "WIDE"]
+
+WIDE = 110
+"""From this width on the sessions sidebar starts open, and stays open beside the insight panel."""
 
 ATTACH_LIMIT = 1_000_000
 """Bytes: a larger file goes into the knowledge base, not into a message."""
@@ -113,6 +117,8 @@ class ChatActions(Screen[None]):
     async def _session_selected(self, event: SessionSidebar.Selected) -> None:
         if event.session_id != self.session_id:
             await self.open_session(event.session_id)
+        if self.size.width < WIDE:  # give the room back to the conversation
+            self.sidebar.display = False
         self.prompt.focus()
 
     @on(SessionSidebar.NewRequested)
@@ -162,14 +168,7 @@ class ChatActions(Screen[None]):
         self.app.push_screen(HelpScreen())
 
     def _show_model(self) -> None:
-        config = self.agent.config
-        model = getattr(config, "model", None)
-        parts = [f"model: {self.agent.model_name}"]
-        for label, value in (("backend", getattr(model, "backend", None)), ("device", getattr(model, "device", None)),
-                             ("persona", getattr(config, "persona", None))):
-            if value:
-                parts.append(f"{label}: {value}")
-        self.notify(one_line(" · ".join(parts), 300), title="Model", markup=False)
+        self.app.push_screen(ModelScreen(self.agent))
 
     def _forget(self, arg: str) -> None:
         if not arg:

@@ -22,7 +22,7 @@ from textual.worker import Worker
 from tui import commands
 from tui.clipboard import copy_text
 from tui.sanitize import StreamNeutralizer, one_line
-from tui.screens.actions import ChatActions
+from tui.screens.actions import WIDE, ChatActions
 from tui.types import AgentLike, TurnStreamLike
 from tui.widgets import (
     CommandHints,
@@ -36,9 +36,6 @@ from tui.widgets import (
 from tui.widgets.insight import tokens_per_second
 
 __all__ = ["ChatScreen", "reply_meta"]
-
-WIDE = 110
-"""From this width on, the sessions sidebar starts open."""
 
 
 def reply_meta(reply: Any) -> dict[str, Any]:
@@ -110,6 +107,11 @@ class ChatScreen(ChatActions):
     def _prompt_changed(self, event: PromptInput.Changed) -> None:
         self.query_one(CommandHints).show_for(event.text_area.text)
 
+    @on(PromptInput.PageRequested)
+    def _page(self, event: PromptInput.PageRequested) -> None:
+        # Scrolling up lets go of the bottom anchor; reaching the end again takes it back.
+        self.conversation.page(event.pages)
+
     @on(PromptInput.Submitted)
     async def _submitted(self, event: PromptInput.Submitted) -> None:
         parsed = commands.parse(event.text)
@@ -175,9 +177,12 @@ class ChatScreen(ChatActions):
     def _run_turn(self, text: str, draft: str, session_id: str | None, user_view: MessageView,
                   reply_view: MessageView) -> None:
         post = self.post_message
+
+        def progress(fraction: float, what: str) -> None:
+            post(self._Progress(fraction, what))
+
         try:
-            stream = self.agent.stream(text, user_id=self.user_id, session_id=session_id,
-                                       progress=lambda fraction, what: post(self._Progress(fraction, what)))
+            stream = self.agent.stream(text, user_id=self.user_id, session_id=session_id, progress=progress)
             self._stream = stream
             if self._stop_requested:
                 stream.cancel()
@@ -276,6 +281,13 @@ class ChatScreen(ChatActions):
         if event.view.role == "assistant" and event.view.meta:
             self.insight.show(event.view.meta)
 
+    @on(MessageView.TypedAhead)
+    def _typed_ahead(self, event: MessageView.TypedAhead) -> None:
+        prompt = self.prompt
+        prompt.focus()
+        prompt.move_cursor(prompt.document.end)
+        prompt.insert(event.character)
+
     @on(MessageView.CopyRequested)
     def _copy(self, event: MessageView.CopyRequested) -> None:
         copy_text(self.app, event.text)
@@ -289,18 +301,44 @@ class ChatScreen(ChatActions):
         copy_text(self.app, view.text)
         self.notify(f"Copied the last reply ({len(view.text):,} characters).", markup=False)
 
-    def action_toggle_sidebar(self) -> None:
+    @property
+    def narrow(self) -> bool:
+        """Below WIDE columns the sidebar and the insight panel take turns."""
+        return self.size.width < WIDE
+
+    def on_resize(self) -> None:
+        if self.narrow and self.sidebar.display and self.insight.display:
+            self._hide_sidebar()
+
+    def _hide_sidebar(self) -> None:
         sidebar = self.sidebar
-        sidebar.display = not sidebar.display
-        if sidebar.display:
-            self.refresh_sessions()
-            sidebar.options.focus()
-        else:
+        had_focus = sidebar.has_focus_within
+        sidebar.display = False
+        if had_focus:
             self.prompt.focus()
+
+    def action_toggle_sidebar(self) -> None:
+        if self.sidebar.display:
+            self._hide_sidebar()
+            self.prompt.focus()
+            return
+        if self.narrow:
+            self.insight.display = False
+        self.sidebar.display = True
+        self.refresh_sessions()
+        self.sidebar.options.focus()
+
+    @on(SessionSidebar.Left)
+    def _sidebar_left(self) -> None:
+        if self.narrow:
+            self._hide_sidebar()
+        self.prompt.focus()
 
     def action_toggle_insight(self) -> None:
         insight = self.insight
         insight.display = not insight.display
         if insight.display:
+            if self.narrow and self.sidebar.display:
+                self._hide_sidebar()
             last = self.conversation.last_reply()
             insight.show(last.meta if last is not None else None)

@@ -1,5 +1,9 @@
 """The scrolling conversation: message views, anchored to the bottom while a reply streams
-(the anchor lets go when the user scrolls up, and comes back when they scroll to the end)."""
+(the anchor lets go when the user scrolls up, and comes back when they scroll to the end).
+
+Textual lets go of the anchor on any scroll call, one more Page Down at the very end
+included, and only takes it back when the position *changes* to the end; ``page`` follows
+new text again whenever it ends at the bottom."""
 
 from __future__ import annotations
 
@@ -57,6 +61,16 @@ class Conversation(VerticalScroll, can_focus=False):
         await self._list.mount_all([user, reply])
         self.anchor()
         return user, reply
+
+    def page(self, pages: int) -> None:
+        """Scroll by whole pages (negative: up); at the end, follow new text again."""
+        target = self.scroll_y + pages * max(1, self.scrollable_content_region.height)
+        self.scroll_to(y=target, animate=False, immediate=True)
+        self._follow_if_at_end()
+
+    def _follow_if_at_end(self) -> None:
+        if self.scroll_y >= self.max_scroll_y:
+            self.anchor()
 
     def last_reply(self) -> MessageView | None:
         replies = [view for view in self.messages if view.role == "assistant"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -32,6 +33,10 @@ def code_blocks(markdown: str) -> list[str]:
     return [match.group(2).rstrip("\n") for match in _FENCE.finditer(markdown)]
 
 
+_OWN_KEYS = ("c", "b")
+"""The keys of the BINDINGS below; any other printable key goes on to the input."""
+
+
 class MessageView(Vertical, can_focus=True):
     """A user or assistant message. Focus it (click, Tab) to copy it or see its insight."""
 
@@ -46,6 +51,13 @@ class MessageView(Vertical, can_focus=True):
         def __init__(self, view: MessageView) -> None:
             super().__init__()
             self.view = view
+
+    class TypedAhead(Message):
+        """A printable key that is not one of the message's own: the user is typing a reply."""
+
+        def __init__(self, character: str) -> None:
+            super().__init__()
+            self.character = character
 
     class CopyRequested(Message):
         def __init__(self, text: str, what: str) -> None:
@@ -108,6 +120,12 @@ class MessageView(Vertical, can_focus=True):
         if not self.text and self.meta.get("finish_reason") == "cancelled":
             await self.body.update("*(stopped before any text)*")
         self.query_one(".role", Static).update(self._role_line())
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character and event.key not in _OWN_KEYS:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.TypedAhead(event.character))
 
     def on_focus(self) -> None:
         self.post_message(self.Selected(self))

@@ -4,6 +4,8 @@
   plain Enter: Ctrl+J always works).
 - Up on the first line / Down on the last line walk the sent-message history.
 - A ``/word`` shows the matching commands (ghost text; Tab or Right completes).
+- Page Up / Page Down scroll the conversation (the input keeps the focus), so the keyboard
+  alone can read back while a reply streams.
 - Pasted text is neutralized; a paste too large to edit comfortably (a 1 MB log) is folded
   into a ``[pasted text #N ...]`` placeholder that is expanded when the message is sent, so
   the editor stays responsive.
@@ -44,6 +46,13 @@ class PromptInput(TextArea):
             self.draft = draft
             """What the user sees in the editor (restored on error)."""
 
+    class PageRequested(Message):
+        """Page Up / Page Down: scroll the conversation by ``pages`` (negative: up)."""
+
+        def __init__(self, pages: int) -> None:
+            super().__init__()
+            self.pages = pages
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, tab_behavior="focus", show_line_numbers=False,
                          highlight_cursor_line=False, compact=True)
@@ -58,6 +67,11 @@ class PromptInput(TextArea):
     async def _on_key(self, event: events.Key) -> None:
         # Handled here, not as bindings: a binding's action runs after the keys that arrived
         # in the same burst ("line one<Ctrl+J>line two" typed fast would lose its order).
+        if event.key in ("pageup", "pagedown"):
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.PageRequested(-1 if event.key == "pageup" else 1))
+            return
         if event.key in ("enter", "shift+enter", "ctrl+j"):
             event.stop()
             event.prevent_default()

@@ -17,12 +17,17 @@ from tui.types import SessionLike
 
 __all__ = ["SessionSidebar"]
 
+TITLE_CELLS = 21
+"""A title is cut to one line of the sidebar (26 cells wide in app.tcss, less its border,
+the list's padding and the "● " marker); the status line and rename show it whole."""
+
 
 class SessionSidebar(Vertical):
     BINDINGS = [
         Binding("n", "new", "New"),
         Binding("r", "rename", "Rename"),
         Binding("d,delete", "delete", "Delete"),
+        Binding("escape", "leave", "Back", show=False),
     ]
 
     class Selected(Message):
@@ -32,6 +37,9 @@ class SessionSidebar(Vertical):
 
     class NewRequested(Message):
         pass
+
+    class Left(Message):
+        """Escape: back to the input."""
 
     class RenameRequested(Message):
         def __init__(self, session_id: str, title: str) -> None:
@@ -67,7 +75,8 @@ class SessionSidebar(Vertical):
             title = one_line(session.title or "New chat", 60)
             self._titles[session.id] = title
             marker = "● " if session.id == current else "  "
-            options.add_option(Option(Content(f"{marker}{title}"), id=session.id))
+            shown = Content(title).truncate(TITLE_CELLS, ellipsis=True)
+            options.add_option(Option(Content(marker) + shown, id=session.id))
         if current in self._titles:
             options.highlighted = options.get_option_index(current)
 
@@ -81,6 +90,9 @@ class SessionSidebar(Vertical):
         event.stop()
         if event.option.id:
             self.post_message(self.Selected(event.option.id))
+
+    def action_leave(self) -> None:
+        self.post_message(self.Left())
 
     def action_new(self) -> None:
         self.post_message(self.NewRequested())
