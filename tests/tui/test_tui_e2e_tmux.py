@@ -95,9 +95,10 @@ def test_llmos_chat_streams_a_reply_from_the_real_model(tmp_path: Path) -> None:
     tmux("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", str(WIDTH), "-y", str(HEIGHT),
          f"cd {shlex.quote(str(Path.cwd()))} && {command}; echo EXITED $?; sleep 120")
     try:
-        seen_loading = "llmos" in tmux.wait(lambda s: "llmos" in s, 60, "the app to start")
+        # the loading screen: a progress bar with its percentage (~7 s on a warm cache, ~40 s cold)
+        first = tmux.wait(lambda s: "%" in s or "Type a message" in s, 120, "the loading screen")
+        assert "%" in first, f"the loading bar was never on screen:\n{first}"
         tmux.wait(lambda s: "Type a message" in s, 420, "the model to load (first start converts it)")
-        assert seen_loading
         # Ctrl+J is a newline in the message (the terminal sends LF), Enter sends it (CR)
         tmux("send-keys", "-t", "chat", "-l", "What is the capital of France?")
         tmux("send-keys", "-t", "chat", "C-j")
@@ -123,10 +124,28 @@ def test_llmos_chat_streams_a_reply_from_the_real_model(tmp_path: Path) -> None:
         for partial in partials:
             head = partial.rsplit(" ", 1)[0]
             assert text.replace(" ", "").startswith(head.replace(" ", "")), (partial, text)
-        # the reply is also in the session store: switch the sidebar on and see the session
+        # the insight panel: what the agent made of the turn, with its speed
+        tmux("send-keys", "-t", "chat", "C-t")
+        tmux.wait(lambda s: "Insight" in s and "intent" in s and "tok/s" in s and "total" in s, 30,
+                  "the insight panel")
+        tmux("send-keys", "-t", "chat", "C-t")
+        # export the session
+        exported = tmp_path / "chat.md"
+        tmux("send-keys", "-t", "chat", "-l", f"/export {exported}")
+        tmux("send-keys", "-t", "chat", "Enter")
+        tmux.wait(lambda s: "Exported 2 messages" in s, 30, "the export")
+        markdown = exported.read_text(encoding="utf-8")
+        assert "## You\n\nWhat is the capital of France?" in markdown and text.split()[0] in markdown
+        # a new session, then back to the first one from the sidebar (the store has both)
+        tmux("send-keys", "-t", "chat", "C-n")
+        tmux.wait(lambda s: "Type a message" in s, 30, "the new session")
         tmux("send-keys", "-t", "chat", "C-b")
         tmux.wait(lambda s: "Sessions" in s and "What is the capital" in s.split("Sessions", 1)[1], 30,
                   "the sidebar with the session")
+        tmux("send-keys", "-t", "chat", "Down")
+        tmux("send-keys", "-t", "chat", "Enter")
+        tmux.wait(lambda s: "What is the capital of France?" in s and "Type a message" not in s, 30,
+                  "the first session again")
         tmux("send-keys", "-t", "chat", "C-q")
         tmux.wait(lambda s: "EXITED 0" in s, 60, "the app to quit with status 0")
     finally:
@@ -157,9 +176,9 @@ def test_escape_sequences_from_the_model_do_nothing_in_a_real_terminal(tmp_path:
         assert tmux("display-message", "-p", "-t", "chat", "#{pane_title}") == title, "the title is unchanged"
         assert tmux("list-buffers") == "", "the model's OSC 52 did not reach the clipboard"
 
-        # Tab, Tab: the user's message, then the reply; b copies its code block
-        tmux("send-keys", "-t", "chat", "Tab")
-        tmux("send-keys", "-t", "chat", "Tab")
+        # Shift+Tab from the input focuses the reply above it; b copies its code block
+        tmux("send-keys", "-t", "chat", "BTab")
+        tmux.wait(lambda s: "b Copy code block" in s, 30, "the reply to have the focus")
         tmux("send-keys", "-t", "chat", "b")
         tmux.wait(lambda s: "Copied the code block" in s, 30, "the copy")
         assert tmux("show-buffer") == "echo safe"

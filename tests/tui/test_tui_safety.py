@@ -139,3 +139,18 @@ async def test_copying_a_code_block_sends_the_code_in_osc52_and_model_text_sends
         await pilot.press("b")
         assert osc52_writes(written) == ["echo safe", "print('two')"]
         assert app.clipboard == "print('two')"
+
+
+async def test_config_values_on_the_model_screen_are_content(agent: FakeAgent) -> None:
+    from agent.config import AgentConfig, ModelConfig
+    from tui.screens import ModelScreen
+
+    agent.config = AgentConfig(name="[bold]Bot[/bold] \x1b]0;t\x07", persona="[@click=app.quit]p[/]",
+                               model=ModelConfig(backend="fake", name="m"))
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/model")
+        assert isinstance(app.screen, ModelScreen)
+        screen = "\n".join(screen_lines(app))
+        assert "[bold]Bot[/bold] ␛]0;t␇" in screen and "[@click=app.quit]p[/]" in screen
+        assert "\x1b" not in terminal_output(app).replace("\x1b[", "").replace("\x1b]8;", "")

@@ -151,10 +151,12 @@ async def test_insight_panel_shows_the_turn_and_forgets_a_memory(agent: FakeAgen
         assert panel.display
         summary = str(panel.query_one("#insight-summary").render())
         assert "greeting (0.97)" in summary and "positive (0.80)" in summary and "qa" in summary
-        assert "2 recalled" in summary
+        assert "2 recalled" in summary and "frustrated 0.05" in summary
         timings = str(panel.query_one("#insight-timings").render())
         assert "generate" in timings and "tok/s" in timings
         rows = list(panel.query(MemoryRow))
+        assert str(rows[0].query_one(".memory-text").render()).startswith("0.91 fact\nThe user's name is Ada")
+        assert str(rows[1].query_one(".memory-text").render()).startswith("0.62 turn · chat\n")
         assert "The user [red]likes[/] tea" in str(rows[1].query_one(".memory-text").render())
         await pilot.click(rows[1].query_one("Button"))
         await pilot.pause()
@@ -274,6 +276,10 @@ async def test_wide_terminals_show_both_panels(agent: FakeAgent) -> None:
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert screen.sidebar.display and screen.insight.display
+        await pilot.resize_terminal(80, 24)  # narrower: the sidebar steps aside
+        await pilot.pause()
+        assert not screen.sidebar.display and screen.insight.display
+        assert app.focused is prompt(app)
 
 
 async def test_themes_from_the_command_palette(agent: FakeAgent) -> None:
@@ -311,3 +317,25 @@ async def test_model_command_shows_the_model_and_the_config(agent: FakeAgent) ->
         await pilot.press("escape")
         assert not isinstance(app.screen, ModelScreen)
         assert agent.calls == []
+
+
+async def test_after_a_rename_the_renamed_session_stays_highlighted(agent: FakeAgent) -> None:
+    first = agent.chat("first").session_id
+    agent.chat("second")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "third")
+        await pilot.press("ctrl+b")
+        options = chat(app).sidebar.options
+        options.highlighted = options.get_option_index(first)
+        await pilot.press("r")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "First, renamed"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert options.highlighted == options.get_option_index(first)
+        assert app.focused is options
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm) and "First, renamed" in str(app.screen.query_one(".dialog-title").render())
+        await pilot.press("n")

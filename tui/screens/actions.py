@@ -84,9 +84,10 @@ class ChatActions(Screen[None]):
 
     # -- sessions ------------------------------------------------------------------------
 
-    def refresh_sessions(self) -> None:
+    def refresh_sessions(self, highlight: str | None = None) -> None:
+        """Reload the sidebar; ``highlight`` (default: the open session) gets the cursor."""
         sessions = self._safely(lambda: list(self.agent.sessions(user_id=self.user_id))) or []
-        self.sidebar.show(sessions, self.session_id)
+        self.sidebar.show(sessions, self.session_id, highlight=highlight)
         current = next((s for s in sessions if s.id == self.session_id), None)
         self.status.session = (current.title or "New chat") if current else "new chat"
 
@@ -130,7 +131,7 @@ class ChatActions(Screen[None]):
         def renamed(title: str | None) -> None:
             if title and title.strip():
                 self._safely(self.agent.rename_session, event.session_id, title.strip())
-                self.refresh_sessions()
+                self.refresh_sessions(highlight=event.session_id)
 
         self.app.push_screen(AskText("Rename the session", event.title), renamed)
 

@@ -66,8 +66,9 @@ class SessionSidebar(Vertical):
     def options(self) -> OptionList:
         return self.query_one(OptionList)
 
-    def show(self, sessions: Sequence[SessionLike], current: str | None) -> None:
-        """Replace the list; highlight the current session."""
+    def show(self, sessions: Sequence[SessionLike], current: str | None, highlight: str | None = None) -> None:
+        """Replace the list; mark the current session, put the cursor on ``highlight`` (default:
+        the current one)."""
         options = self.options
         options.clear_options()
         self._titles = {}
@@ -77,8 +78,9 @@ class SessionSidebar(Vertical):
             marker = "● " if session.id == current else "  "
             shown = Content(title).truncate(TITLE_CELLS, ellipsis=True)
             options.add_option(Option(Content(marker) + shown, id=session.id))
-        if current in self._titles:
-            options.highlighted = options.get_option_index(current)
+        cursor = highlight if highlight in self._titles else current
+        if cursor in self._titles:
+            options.highlighted = options.get_option_index(cursor)
 
     def _highlighted(self) -> str | None:
         options = self.options
