@@ -19,6 +19,7 @@ caller serializes); the weights are shared and read-only.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from agent.models.fastquant import (
     PackedLayer,
     PackedLinear,
     Sampler,
+    StepThreads,
     activation_dtype,
     busy_machine_threads,
     intra_op_threads,
@@ -147,8 +149,10 @@ class FastDecoder:
         self._ticket = 0  # bumped by each call, so a stale generator cannot corrupt the cache
         self.threads = threads
         """Intra-op threads while this decoder computes: a number, None (torch's setting) or
-        "auto": torch's setting, but one thread while the machine is oversubscribed (see
-        busy_machine_threads in fastquant)."""
+        "auto": for a prefill torch's setting, but one thread while the machine is
+        oversubscribed (busy_machine_threads in fastquant); for decode steps whichever of
+        one thread or torch's setting the last timed steps found faster (StepThreads)."""
+        self._chooser: StepThreads | None = None
 
     def _load(self, hf_model: Any, mode: str) -> None:
         import torch
@@ -372,9 +376,10 @@ class FastDecoder:
         self.last_stop_reason = None
         sampler = Sampler(options, self.vocab_size, ids)
         self._check_ticket(ticket)
-        threads = self._thread_count()  # decided once a call, restored around every step
+        threads = self._thread_count()  # for the prefill; decode steps may choose their own
         with torch.inference_mode(), intra_op_threads(threads):
             logits = self._start(ids, options.max_new_tokens)
+        chooser = self._step_threads()
         pos, reason = len(ids), "length"
         for i in range(options.max_new_tokens):
             if should_stop is not None and should_stop():
@@ -391,8 +396,14 @@ class FastDecoder:
                 reason = "context"
                 break
             self._check_ticket(ticket)
-            with torch.inference_mode(), intra_op_threads(threads):
-                logits = self._decode(token, pos)
+            if chooser is None:
+                with torch.inference_mode(), intra_op_threads(threads):
+                    logits = self._decode(token, pos)
+            else:
+                with torch.inference_mode(), intra_op_threads(chooser.next()):
+                    began = time.perf_counter()
+                    logits = self._decode(token, pos)
+                    chooser.record(time.perf_counter() - began)
             self._cached_ids.append(token)
             pos += 1
         self.last_stop_reason = reason
@@ -401,6 +412,18 @@ class FastDecoder:
         if self.threads == "auto":
             return busy_machine_threads()
         return None if self.threads is None else int(self.threads)
+
+    def _step_threads(self) -> StepThreads | None:
+        """With ``threads="auto"`` and more than one intra-op thread: the decode steps' own
+        chooser (see :class:`~agent.models.fastquant.StepThreads`), kept across calls."""
+        import torch
+
+        if self.threads != "auto" or torch.get_num_threads() < 2:
+            return None
+        many = torch.get_num_threads()
+        if self._chooser is None or self._chooser.many != many:
+            self._chooser = StepThreads(many)
+        return self._chooser
 
     def _check_ticket(self, ticket: int) -> None:
         if ticket != self._ticket:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from agent.options import GenerationOptions
 
 __all__ = ["WEIGHT_MODES", "PackedLinear", "Sampler", "pack_linear", "quantize_int8", "quantize_int4",
-           "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads",
+           "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads", "StepThreads",
            "intra_op_threads", "norm_gain", "save_packed", "load_packed", "model_fingerprint", "PACK_FORMAT"]
 
 WEIGHT_MODES = ("int8", "int4", "bf16", "fp32")
@@ -343,6 +343,73 @@ def busy_machine_threads() -> int | None:
         return None
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 1 if load > cpus + 1 else None
+
+
+class StepThreads:
+    """Chooses the intra-op thread count for decode steps by timing them.
+
+    A one-token step is ~150 small parallel regions, each waiting for all its threads. On an
+    idle 2-core machine two threads decode faster than one; while another process keeps a
+    core busy, a second thread is often descheduled and the same step runs 3-30x *slower*
+    (measured here at load 3: 0.6-11 tokens/s with two threads, 28-31 with one). The 1-minute
+    load average reacts too late and cannot tell our own threads from others'.
+
+    So the steps decide: ``probe`` steps with one thread, ``probe`` with ``many``, then the
+    faster (by each side's fastest step, which ignores a step that was merely preempted) for
+    ``period`` steps, then probe again. A ``many`` probe step over 3x one thread's best ends
+    the probe at once. While one thread keeps winning, the period doubles (up to
+    ``max_period``): a losing multi-thread probe is the expensive kind. The state lives on
+    the decoder, so it carries over from one reply to the next.
+    """
+
+    def __init__(self, many: int, *, probe: int = 3, period: int = 32, max_period: int = 512) -> None:
+        self.many = max(1, many)
+        self.probe = probe
+        self.base_period = period
+        self.max_period = max_period
+        self.period = period
+        self.choice = self.many
+        self._plan = self._probes()
+        self._times: dict[int, list[float]] = {}
+        self._countdown = 0
+        self._current = self.many
+        self._probing = False
+
+    def _probes(self) -> list[int]:
+        return [1] * self.probe + [self.many] * self.probe if self.many > 1 else []
+
+    def next(self) -> int:
+        """The thread count for the next step."""
+        self._probing = bool(self._plan)
+        self._current = self._plan.pop(0) if self._plan else self.choice
+        return self._current
+
+    def record(self, seconds: float) -> None:
+        """How long the step run with :meth:`next`'s count took."""
+        if self.many == 1:
+            return
+        if not self._probing:
+            self._countdown -= 1
+            if self._countdown <= 0:
+                self._plan = self._probes()
+            return
+        self._times.setdefault(self._current, []).append(seconds)
+        one = self._times.get(1)
+        if self._current == self.many and one and seconds > 3 * min(one):
+            self._plan = []  # two threads are losing badly: no more of that this round
+        if not self._plan:
+            self._decide()
+
+    def _decide(self) -> None:
+        one, many = self._times.get(1), self._times.get(self.many)
+        if one and (not many or min(one) < min(many)):
+            self.period = min(self.max_period, self.period * 2) if self.choice == 1 else self.base_period
+            self.choice = 1
+        else:
+            self.choice = self.many
+            self.period = self.base_period
+        self._countdown = self.period
+        self._times = {}
 
 
 @contextlib.contextmanager

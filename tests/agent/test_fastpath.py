@@ -359,3 +359,64 @@ def test_a_damaged_or_foreign_cache_file_is_packed_afresh(tmp_path):
 def test_fp32_weights_are_not_cached(tmp_path):
     FastDecoder(_saved_tiny(tmp_path), weights="fp32", cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "fast").exists()
+
+
+def _drive(chooser, seconds_for, steps):
+    """Run ``steps`` decode steps whose duration depends on the thread count; the counts used."""
+    used = []
+    for _ in range(steps):
+        count = chooser.next()
+        used.append(count)
+        chooser.record(seconds_for(count))
+    return used
+
+
+def test_step_threads_keeps_two_threads_when_they_are_faster():
+    from agent.models.fastquant import StepThreads
+
+    chooser = StepThreads(2, probe=3, period=32)
+    used = _drive(chooser, lambda n: 0.02 if n == 2 else 0.03, 200)
+    assert chooser.choice == 2
+    assert used.count(1) <= 3 * (1 + 200 // 32)  # only the probes run on one thread
+
+
+def test_step_threads_falls_back_to_one_thread_on_a_busy_machine_and_probes_ever_less():
+    from agent.models.fastquant import StepThreads
+
+    chooser = StepThreads(2, probe=3, period=32, max_period=512)
+    used = _drive(chooser, lambda n: 0.5 if n == 2 else 0.03, 2000)  # a second thread keeps waiting
+    assert chooser.choice == 1
+    # each round stops its two-thread probe after one slow step, and the rounds space out
+    assert used.count(2) <= 12
+    assert chooser.period == 512
+
+
+def test_step_threads_follows_the_machine_when_the_load_goes_away():
+    from agent.models.fastquant import StepThreads
+
+    chooser = StepThreads(2, probe=3, period=32, max_period=64)
+    _drive(chooser, lambda n: 0.5 if n == 2 else 0.03, 300)
+    assert chooser.choice == 1
+    _drive(chooser, lambda n: 0.02 if n == 2 else 0.03, 300)  # the other job ended
+    assert chooser.choice == 2
+
+
+def test_step_threads_with_one_thread_has_nothing_to_choose():
+    from agent.models.fastquant import StepThreads
+
+    chooser = StepThreads(1)
+    assert set(_drive(chooser, lambda n: 0.01, 50)) == {1}
+
+
+def test_auto_threads_decode_the_same_tokens():
+    model = tiny("llama")
+    ids = prompt(12, seed=4)
+    fixed = run(FastDecoder(model, weights="int8", threads=1), ids)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        auto = FastDecoder(model, weights="int8", threads="auto")
+        assert run(auto, ids) == fixed and run(auto, ids) == fixed
+        assert auto._chooser is not None
+    finally:
+        torch.set_num_threads(torch_threads)
