@@ -6,6 +6,7 @@ comparison table::
 
     python -m agent.models.fastbench                  # the embedded SmolLM2-135M
     python -m agent.models.fastbench --model DIR --prompts 50,500 --repeats 5 --json
+    python -m agent.models.fastbench --thread-choice 1   # 1 thread vs 2 vs auto, one busy process beside
 
 Figures are medians over ``repeats`` runs; on a shared machine compare ratios, not
 absolute numbers.
@@ -171,6 +172,44 @@ def _time_hf(model: Any, prompt: list[int], new_tokens: int) -> list[float]:
 _CONFIGS = [("hf", "fp32"), ("hf", "bf16"), ("fast", "fp32"), ("fast", "bf16"), ("fast", "int8")]
 
 
+def bench_threads(model: Any, *, busy: int = 0, new_tokens: int = 96, repeats: int = 3) -> dict[str, Any]:
+    """Decode tokens/s (median of ``repeats`` replies) of the default fast decoder with one
+    thread, with torch's thread count, and with ``threads="auto"`` (its first reply, which
+    pays for the probing, and the next ones), while ``busy`` processes spin on the CPU."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from agent.models.fastpath import FastDecoder
+    from agent.options import GenerationOptions
+
+    decoder = FastDecoder(model)
+    prompt = list(range(100, 120))
+    options = GenerationOptions(temperature=0, max_new_tokens=new_tokens, repetition_penalty=1.0)
+    eos: frozenset[int] = frozenset()  # every reply runs to new_tokens
+
+    def one() -> float:
+        began = time.perf_counter()
+        count = sum(1 for _ in decoder.generate(prompt, options, eos_token_ids=eos))
+        return count / (time.perf_counter() - began)
+
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        out: dict[str, Any] = {"busy_processes": busy, "torch_threads": torch.get_num_threads()}
+        for label, threads in (("one_thread", 1), ("torch_threads", None)):
+            decoder.threads = threads
+            out[f"{label}_tok_s"] = round(statistics.median(one() for _ in range(repeats)), 1)
+        decoder.threads = "auto"
+        out["auto_first_tok_s"] = round(one(), 1)
+        out["auto_tok_s"] = round(statistics.median(one() for _ in range(repeats)), 1)
+        out["auto_choice"] = decoder._chooser.choice if decoder._chooser else None
+        return out
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the comparison table (or JSON rows) for a model directory."""
     import torch
@@ -183,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", help="comma-separated engine:weights pairs, e.g. fast:int8,hf:fp32")
     parser.add_argument("--json", action="store_true", help="print one JSON object per row")
+    parser.add_argument("--thread-choice", type=int, metavar="BUSY", default=None,
+                        help="instead: decode tokens/s with 1 thread, torch's threads and threads='auto' "
+                             "while BUSY processes spin (0: as the machine is)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
         path = ensure_converted()
     model = _load(path)
     model.config._name_or_path = str(path)
+    if args.thread_choice is not None:
+        print(json.dumps(bench_threads(model, busy=args.thread_choice, repeats=args.repeats)))
+        return
     configs = [tuple(c.split(":")) for c in args.only.split(",")] if args.only else _CONFIGS
     if not args.json:
         print(f"{'engine':8} {'weights':7} {'prompt':>6} {'decode tok/s':>12} {'TTFT ms':>9} {'ppl':>8}")
