@@ -16,6 +16,9 @@ from memory.embedder import DEFAULT_EMBEDDER
 
 __all__ = ["register"]
 
+_SHIPPED_BRANCH = 3
+"""Depth of the branch the shipped sentiment model was trained with (for the help text)."""
+
 
 def register(groups: Any) -> None:
     """Add this module's commands to the parser groups."""
@@ -40,6 +43,12 @@ def register(groups: Any) -> None:
                    help="a small in-domain data set that should count more; repeatable")
     p.add_argument("--upweight-times", type=int, default=5, metavar="N",
                    help="how many times each --upweight example is repeated (default: %(default)s)")
+    p.add_argument("--branch", type=int, default=0, metavar="K",
+                   help=f"also fine-tune a branch of the embedder's top K layers (the shipped model: "
+                        f"K={_SHIPPED_BRANCH}; tens of CPU-minutes on SST-2); 0: the head on the frozen "
+                        "embedding only, seconds (default: %(default)s)")
+    p.add_argument("--branch-epochs", type=int, default=None, metavar="N", help="passes over the data (default: 3)")
+    p.add_argument("--branch-lr", type=float, default=None, metavar="LR", help="peak learning rate (default: 1e-4)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the classifier into")
     _common(p)
     p.set_defaults(func=_train_sentiment)
@@ -60,6 +69,8 @@ def register(groups: Any) -> None:
     p.add_argument("--test", required=True, metavar="DATA")
     p.add_argument("--train", metavar="DATA", help="train a head on this first instead of the shipped one")
     p.add_argument("--model", metavar="DIR", help="a folder from `llmos train sentiment`")
+    p.add_argument("--no-branch", action="store_true",
+                   help="evaluate the folder's head on the frozen embedding, not its fine-tuned branch")
     p.add_argument("--png", metavar="FILE", help="also draw the confusion matrix into this PNG")
     _common(p)
     p.set_defaults(func=_eval_sentiment)
@@ -123,13 +134,30 @@ def _train_sentiment(args: argparse.Namespace) -> int:
     data = sentiment_training_data(args.data, neutral=args.neutral, neutral_drop=args.neutral_drop,
                                    neutral_per_label=args.neutral_per_label, upweight=args.upweight,
                                    upweight_times=args.upweight_times).require_trainable()
-    clf = SentimentClassifier(_embedder(args.embedder)).fit(data.texts, data.labels, progress=_Progress("embedding"))
+    clf = SentimentClassifier(_embedder(args.embedder))
+    if args.branch:
+        from dataclasses import replace
+
+        from agent.understand.branch_train import BranchSpec
+
+        spec = replace(BranchSpec(depth=args.branch), **{k: v for k, v in (
+            ("epochs", args.branch_epochs), ("lr", args.branch_lr)) if v is not None})
+        clf.fit_branch(data.texts, data.labels, spec, progress=_Progress("branch"))
+    else:
+        clf.fit(data.texts, data.labels, progress=_Progress("embedding"))
     folder = clf.save(args.output)
     info = clf.info
     summary = {"output": str(folder), "examples": info["examples"], "labels": info["labels"],
                "train_seconds": info["train_seconds"], "embed_seconds": info["embed_seconds"]}
     text = (f"trained sentiment ({', '.join(info['labels'])}) on {info['examples']} examples -> {folder}\n"
             f"head {info['train_seconds']:.1f}s (+{info['embed_seconds']:.1f}s embedding)")
+    if "branch" in info:
+        branch = info["branch"]
+        summary["branch"] = {k: branch.get(k) for k in ("depth", "tap", "encode_seconds", "encode_cpu_seconds",
+                                                        "train_seconds", "train_cpu_seconds", "heldout_accuracy")}
+        text += (f"\nbranch of {branch['depth']} layers: encoding {branch['encode_seconds']:.0f}s "
+                 f"({branch['encode_cpu_seconds']:.0f} CPU-s), training {branch['train_seconds']:.0f}s "
+                 f"({branch['train_cpu_seconds']:.0f} CPU-s), held-out accuracy {branch.get('heldout_accuracy')}")
     _print(summary, args.json, text)
     return 0
 
@@ -165,8 +193,8 @@ def _eval_sentiment(args: argparse.Namespace) -> int:
         from agent.understand.defaults import shipped_dir
 
         folder = args.model or shipped_dir("sentiment")
-        clf = SentimentClassifier.load(folder, embedder)
-        source = str(folder)
+        clf = SentimentClassifier.load(folder, embedder, branch=not args.no_branch)
+        source = str(folder) + (f" (branch of {clf.branch.depth} layers)" if clf.branch is not None else " (head)")
     report = evaluate_sentiment(clf, test, embedder, progress=_Progress("embedding"))
     if args.png:
         report.extra["png"] = str(save_confusion_png(report, args.png, title="sentiment"))

@@ -69,7 +69,9 @@ def evaluate_sentiment(clf: SentimentClassifier, test: Dataset, embedder: Any, *
     """
     gold = [normalize_sentiment_label(label) for label in test.labels]
     vectors, embed_seconds = embed_texts(embedder, test.texts, progress=progress)
+    start = time.perf_counter()
     scores = clf.scores(vectors, test.texts)
+    classify_seconds = time.perf_counter() - start
     binary = "neutral" not in set(gold)
     if binary:
         predicted = ["positive" if s > 0 else "negative" for s in scores]
@@ -80,7 +82,12 @@ def evaluate_sentiment(clf: SentimentClassifier, test: Dataset, embedder: Any, *
         "neutral_rate": round(float(np.mean(np.abs(scores) < clf.neutral_band)), 4),
         "neutral_band": clf.neutral_band,
         "test_embed_seconds": round(embed_seconds, 3),
+        "classify_seconds": round(classify_seconds, 3),
+        "branch_depth": clf.branch.depth if clf.branch is not None else 0,
     })
+    if clf.branch is not None:
+        branch = clf.info.get("branch", {})
+        report.extra.update({k: branch[k] for k in ("train_cpu_seconds", "encode_cpu_seconds") if k in branch})
     if "train_seconds" in clf.info:
         report.extra["train_seconds"] = clf.info["train_seconds"]
     return report

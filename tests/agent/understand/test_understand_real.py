@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from agent.understand import UnderstandConfig, build_understanding
@@ -67,3 +68,36 @@ def test_plain_questions_are_not_frustration(stage) -> None:
     blunt = analyze(stage, "This is useless. Let me talk to a person.", [angry.sentiment.score,
                                                                           question.sentiment.score])
     assert blunt.sentiment.label == "negative" and blunt.handoff is True
+
+
+def test_the_turn_embedding_is_what_sentence_transformers_gives(stage) -> None:
+    # Memory's stored vectors came from sentence-transformers; the lean forward pass (and its
+    # layer tap for the sentiment branch) must not move them.
+    from sentence_transformers import SentenceTransformer
+
+    from memory.embedder import default_embedder_path
+
+    texts = ["hi there", "What happens if my parcel is late?", "the food was bland , but the service saved it",
+             "naïve café — 東京", "word " * 300]
+    reference = SentenceTransformer(str(default_embedder_path()), device="cpu").encode(
+        texts, normalize_embeddings=True)
+    assert stage.embedder.lean_encoder() is not None
+    one_by_one = np.vstack([stage.embedder.encode([t]) for t in texts])
+    batched = stage.embedder.encode(texts * 2)[: len(texts)]
+    assert np.sum(reference * one_by_one, axis=1).min() > 0.9999
+    assert np.sum(reference * batched, axis=1).min() > 0.9999
+
+
+def test_the_shipped_sentiment_branch_reads_the_turns_own_pass(stage) -> None:
+    branch = stage.sentiment.branch
+    assert branch is not None and 1 <= branch.depth <= 3
+    text = "I love this, thank you so much"
+    stage.embedder.encode([text])
+    assert stage.embedder.layer_states([text], branch.tap) is stage.embedder.layer_states([text], branch.tap)
+
+
+def test_issue_sentiment_examples(stage) -> None:
+    assert analyze(stage, "this is the third time your app lost my order, I'm furious").sentiment.label == "negative"
+    assert analyze(stage, "I love this, thank you so much").sentiment.label == "positive"
+    question = analyze(stage, "What happens if my parcel is late?").sentiment
+    assert question.label == "neutral" or abs(question.score) < 0.35, question
