@@ -29,7 +29,7 @@ import numpy as np
 
 from agent.errors import ConfigError, InputError
 from agent.understand.artifacts import Prediction, check_embedder, read_meta, write_meta
-from agent.understand.branch import BRANCH_FILE, SentimentBranch
+from agent.understand.branch import BRANCH_FILE, BaseLayers, SentimentBranch
 from agent.understand.calibration import stratified_holdout
 from agent.understand.embedding import Progress, embed_texts
 from agent.understand.head import Head, HeadSpec, fit_temperature, softmax, train_head
@@ -231,7 +231,7 @@ class SentimentClassifier:
         folder.mkdir(parents=True, exist_ok=True)
         self._head.save(folder / "head.npz")
         if self._branch is not None:
-            self._branch.save(folder / BRANCH_FILE)
+            self._branch.save(folder / BRANCH_FILE, base=_base_layers(self.embedder))
         elif (folder / BRANCH_FILE).exists():
             (folder / BRANCH_FILE).unlink()  # a stale branch must not outlive the head it came with
         write_meta(folder, self._meta)
@@ -276,7 +276,7 @@ def _attach_branch(folder: Path, meta: dict[str, Any], embedder: Any) -> Sentime
                  folder, trained_on, name)
         return None
     try:
-        branch = SentimentBranch.load(folder / BRANCH_FILE)
+        branch = SentimentBranch.load(folder / BRANCH_FILE, base=_base_layers(embedder))
     except (OSError, ValueError, KeyError) as exc:
         log.warning("cannot read the sentiment branch in %s (%s): using the head", folder, exc)
         return None
@@ -285,3 +285,9 @@ def _attach_branch(folder: Path, meta: dict[str, Any], embedder: Any) -> Sentime
                  "head runs instead of the branch", name, branch.tap)
         return None
     return branch
+
+
+def _base_layers(embedder: Any) -> BaseLayers | None:
+    """The encoder layers a branch is stored as a change from (None: store it whole)."""
+    lean = embedder.lean_encoder() if hasattr(embedder, "lean_encoder") else None
+    return None if lean is None else lean.layer_weights

@@ -88,6 +88,27 @@ def test_branch_round_trip(tiny: Path, tmp_path: Path) -> None:
         SentimentBranch.load(tmp_path / "empty.npz")
 
 
+def test_a_branch_is_stored_as_its_low_rank_change_from_the_encoder(tiny: Path, tmp_path: Path) -> None:
+    lean = LeanBert(tiny)
+    rng = np.random.default_rng(1)
+    tuned = {key: value + (0.02 * np.outer(rng.normal(size=value.shape[0]), rng.normal(size=value.shape[1]))
+                           if value.ndim == 2 else value).astype(np.float32)
+             for key, value in lean.layer_weights(1).items()}  # a rank-1 change to every matrix
+    branch = SentimentBranch(1, lean.heads, [tuned], rng.normal(size=(3, 32)).astype(np.float32),
+                             rng.normal(size=3).astype(np.float32), lean.eps)
+    whole, delta = tmp_path / "whole.npz", tmp_path / "delta.npz"
+    branch.save(whole)
+    branch.save(delta, base=lean.layer_weights, rank=2)
+    assert delta.stat().st_size < whole.stat().st_size
+    with np.load(delta, allow_pickle=False) as data:
+        assert f"layer0.{LAYER_KEYS[0]}" not in data and data[f"layer0.{LAYER_KEYS[0]}.u"].dtype == np.int8
+    loaded = SentimentBranch.load(delta, base=lean.layer_weights)
+    for key in LAYER_KEYS:
+        assert np.allclose(loaded.layers[0][key], tuned[key], atol=2e-3, rtol=1e-2), key
+    with pytest.raises(ValueError, match="change from its encoder"):
+        SentimentBranch.load(delta)  # without the encoder's layers it cannot be rebuilt
+
+
 def test_token_cache_is_padding_aware(tiny: Path) -> None:
     lean = LeanBert(tiny)
     cache, vectors = build_token_cache(lean, TEXTS, 1, batch_size=2)
