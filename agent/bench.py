@@ -135,6 +135,40 @@ def _turn_stages(name: str, turns: int) -> dict[str, Any]:
     return {"agent_start_s": round(startup, 2), "turn_stage_ms": {k: _median(v) for k, v in stages.items()}}
 
 
+_FRESH_START = """
+import json, sys
+from agent.config import load_config
+from agent.dialogue import Agent
+agent = Agent(load_config(environ={}, overrides=json.loads(sys.argv[1])))
+print("ready", "transformers" in sys.modules, flush=True)
+agent.close()
+"""
+
+
+def fresh_start(name: str, repeats: int = 3) -> dict[str, Any]:
+    """Seconds from launching a new Python process to ``Agent()`` returning in it (imports,
+    model and stores included: what a user waits for), the median of ``repeats``; and
+    whether that start-up imported transformers."""
+    import subprocess
+    import sys
+
+    times, imported = [], False
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = json.dumps({"model": {"name": name}, "data_dir": tmp})
+        for _ in range(repeats):
+            t = time.perf_counter()
+            with subprocess.Popen([sys.executable, "-c", _FRESH_START, overrides], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True) as child:
+                assert child.stdout is not None
+                line = child.stdout.readline()
+                times.append(time.perf_counter() - t)
+                child.wait()
+            if not line.startswith("ready"):
+                raise RuntimeError(f"the start-up probe failed (exit {child.returncode}); run `llmos ask hi` to see why")
+            imported = imported or line.split()[1] == "True"
+    return {"agent_start_fresh_s": _median(times), "agent_start_imports_transformers": imported}
+
+
 def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = False,
               memory: bool = False, quant: bool = False, server: bool = False) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,6 +200,7 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
                     "bound_tokens_per_s": round(bound, 1),
                     "decode_vs_bound": round(short["decode_tokens_per_s"] / bound, 3)})
     results.update(_turn_stages(name, 3 if quick else 5))
+    results.update(fresh_start(name, repeats))
     results.update(_understanding_bench(quick))
     if memory:
         from memory.bench import bench_memory
@@ -183,7 +218,7 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
     results["targets"] = {
         "decode_tokens_per_s>=30": results["decode_tokens_per_s"] >= 30,
         "ttft_ms_500<1000": results["ttft_ms_500"] < 1000,
-        "agent_start_s<5": results["agent_start_s"] < 5,
+        "agent_start_fresh_s<5": results["agent_start_fresh_s"] < 5,
     }
     print(json.dumps(results, indent=2) if as_json else _table(results))
     return 0

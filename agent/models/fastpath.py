@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import default_cache_dir
 from agent.errors import ModelError
+from agent.models.checkpoint import Checkpoint
 from agent.models.fastquant import (
     PACK_FORMAT,
     WEIGHT_MODES,
@@ -67,14 +68,15 @@ _DENSE_ROWS = 32  # prefill chunks from this many rows on use fp32 GEMMs (crosso
 
 def unsupported_reason(hf_model: Any) -> str | None:
     """Why :class:`FastDecoder` cannot run ``hf_model``, or None when it can."""
-    name = type(hf_model).__name__
+    lean = isinstance(hf_model, Checkpoint)  # read without transformers, weights checked on opening
+    name = hf_model.architecture if lean else type(hf_model).__name__
     if name not in _ARCHITECTURES:
         return f"architecture {name} (supported: {', '.join(_ARCHITECTURES)})"
     cfg = hf_model.config
     if getattr(hf_model, "hf_quantizer", None) is not None:
         return "the model is quantized by a transformers quantizer"
-    params = list(hf_model.parameters())
-    if not params or any(p.device.type != "cpu" or not p.is_floating_point() for p in params):
+    params = [] if lean else list(hf_model.parameters())
+    if not lean and (not params or any(p.device.type != "cpu" or not p.is_floating_point() for p in params)):
         return "weights must be floating-point tensors on the CPU"
     if getattr(cfg, "hidden_act", "silu") != "silu":
         return f"activation {cfg.hidden_act} (only silu)"

@@ -56,7 +56,7 @@ def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress
 
 def load_model(name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                quantization: str | None = None, fast: bool | str = "auto", cache_dir: Path | None = None,
-               progress: Progress | None = None) -> LanguageModel:
+               progress: Progress | None = None, lean: bool = True) -> LanguageModel:
     """Load a language model ready to generate.
 
     ``device`` is ``auto``/``cpu``/``cuda[:N]``; ``dtype`` is ``auto``/``float32``/``bfloat16``/
@@ -64,12 +64,24 @@ def load_model(name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", dtype
     (bitsandbytes, GPU only). ``fast`` picks the lean CPU decoder for Llama-family models
     (``auto``: when supported). ``progress(fraction, message)`` reports a first-time
     conversion of a GGUF file.
+
+    A local Llama/Qwen2/Mistral folder bound for the fast decoder is read without
+    transformers (``lean``, :mod:`agent.models.checkpoint`): its modeling code costs ~4 s of
+    imports. The transformers model is then loaded on first use of ``LanguageModel.model``.
+    ``lean=False`` loads through transformers from the start.
     """
     placement = resolve_placement(device, dtype, quantization)
     report = progress or (lambda _f, _m: None)
     source = resolve_source(name_or_path, cache_dir=cache_dir, progress=progress)
     report(0.95, f"loading {name_or_path}")
     started = time.perf_counter()
+    if lean and fast is not False and (reason := _lean_reason(source, placement)) is None:
+        lm = _load_lean(source, placement, name_or_path, dtype)
+        log.info("loaded %s (lean, %s) in %.2fs", name_or_path, lm.fast.weights, time.perf_counter() - started)
+        report(1.0, "ready")
+        return lm
+    if lean and fast is not False:
+        log.debug("%s loads through transformers: %s", name_or_path, reason)
     model, tokenizer = _from_pretrained(source, placement, name_or_path)
     decoder = _fast_decoder(model, placement, fast, explicit_dtype=dtype != "auto")
     log.info("loaded %s (%s, %s) in %.2fs", name_or_path, placement.device, placement.dtype, time.perf_counter() - started)
@@ -105,6 +117,38 @@ def _from_pretrained(source: str, placement: Placement, name: str) -> tuple[Any,
         model = model.to(placement.device)
     model.eval()
     return model, tokenizer
+
+
+def _lean_reason(source: str, placement: Placement) -> str | None:
+    """Why ``source`` cannot load lean (None: it can)."""
+    from agent.models.checkpoint import lean_reason
+    from agent.models.tokenizer import lean_tokenizer_reason
+
+    if placement.device != "cpu" or placement.quantization not in (None, "int8"):
+        return f"device {placement.device}, quantization {placement.quantization}"
+    if not Path(source).is_dir():
+        return "not a local folder"
+    return lean_reason(source) or lean_tokenizer_reason(source)
+
+
+def _load_lean(source: str, placement: Placement, name: str, dtype: str) -> LanguageModel:
+    import functools
+
+    from agent.models.checkpoint import Checkpoint
+    from agent.models.fastpath import DEFAULT_WEIGHTS, FastDecoder
+    from agent.models.tokenizer import LeanTokenizer
+
+    checkpoint = Checkpoint(source, placement.dtype)
+    tokenizer = LeanTokenizer(source)
+    if placement.quantization == "int8":
+        weights = "int8"
+    elif dtype != "auto":
+        weights = _default_fast_weights(placement)
+    else:
+        weights = DEFAULT_WEIGHTS
+    decoder = FastDecoder(checkpoint, weights=weights)
+    return LanguageModel(checkpoint, tokenizer, name=name, device=placement.device, quantization=placement.quantization,
+                         fast=decoder, hf_loader=functools.partial(_from_pretrained, source, placement, name))
 
 
 def _bitsandbytes(placement: Placement) -> Any:

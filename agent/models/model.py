@@ -41,13 +41,19 @@ class LanguageModel:
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, device: str, quantization: str | None = None,
-                 fast: Any = None) -> None:
-        self.model = model
+                 fast: Any = None, hf_loader: Callable[[], tuple[Any, Any]] | None = None) -> None:
+        self._model = model
         self.tokenizer = tokenizer
         self.name = name
         self.device = device
         self.quantization = quantization
         self.fast = fast
+        self._hf_loader = hf_loader
+        """For a model read without transformers (a lean :class:`~agent.models.checkpoint.
+        Checkpoint` run by the fast decoder): loads the transformers model and tokenizer
+        the first time something needs them (batched generation, training, evaluation)."""
+        self._hf_tokenizer: Any = None if hf_loader is not None else tokenizer
+        self._hf_guard = threading.Lock()
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self._lock = threading.Lock()
         self._holder: tuple[int, weakref.ref[TextStream] | None] | None = None
@@ -55,15 +61,51 @@ class LanguageModel:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_token_ids = self._eos_ids()
 
+    # ---- the transformers objects, loaded on demand for a lean model ----------------------
+    @property
+    def model(self) -> Any:
+        """The transformers model (for a lean model: loaded now, on first use)."""
+        self._load_hf()
+        return self._model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._load_hf()
+        self._model = value
+
+    @property
+    def hf_tokenizer(self) -> Any:
+        """The transformers tokenizer (padding, tensors, saving); equal to ``tokenizer``
+        unless the model was read without transformers."""
+        self._load_hf()
+        return self._hf_tokenizer
+
+    @property
+    def transformers_loaded(self) -> bool:
+        """False while a lean model has not needed transformers yet."""
+        return self._hf_loader is None
+
+    def _load_hf(self) -> None:
+        if self._hf_loader is None:
+            return
+        with self._hf_guard:
+            if self._hf_loader is None:
+                return
+            log.info("loading %s through transformers for a call the lean model does not serve", self.name)
+            model, tokenizer = self._hf_loader()
+            if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._model, self._hf_tokenizer, self._hf_loader = model, tokenizer, None
+
     # ---- facts -------------------------------------------------------------------------
     @property
     def dtype(self) -> Any:
-        return getattr(self.model, "dtype", None)
+        return getattr(self._model, "dtype", None)
 
     @property
     def context_window(self) -> int:
         """Most tokens the model attends to (prompt plus reply)."""
-        cfg = self.model.config
+        cfg = self._model.config
         for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
             value = getattr(cfg, key, None)
             if isinstance(value, int) and value > 0:
@@ -77,7 +119,7 @@ class LanguageModel:
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
-        for source in (getattr(self.model, "generation_config", None), self.model.config, self.tokenizer):
+        for source in (getattr(self._model, "generation_config", None), self._model.config, self.tokenizer):
             value = getattr(source, "eos_token_id", None)
             if isinstance(value, int):
                 ids.add(value)
@@ -271,7 +313,7 @@ class LanguageModel:
         if not prompts:
             return []
         texts = [p if isinstance(p, str) else self.format_chat(p) for p in prompts]
-        tok = self.tokenizer
+        tok = self.hf_tokenizer
         side = tok.padding_side
         tok.padding_side = "left" if not self.is_seq2seq else "right"
         try:
