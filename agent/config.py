@@ -73,6 +73,10 @@ class ModelConfig(_Frozen):
     """`auto`: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."""
     quantization: Literal["int8", "8bit", "4bit"] | None = None
     """`int8`: weight-only int8 on CPU; `8bit`/`4bit`: bitsandbytes on GPU."""
+    prefill: Literal["auto", "int8", "fp32"] = "auto"
+    """How the CPU fast decoder multiplies prompts: `int8` (per-token smoothed int8, ~30%
+    faster time to first token, prefill perplexity +1.3%), `fp32` (exact), `auto` (int8
+    where the CPU has FBGEMM and the weights are int4/int8)."""
     base_url: str | None = None
     """openai backend: the server's base URL, e.g. http://127.0.0.1:8000/v1."""
     api_key_env: str = "OPENAI_API_KEY"

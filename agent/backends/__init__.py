@@ -44,5 +44,5 @@ def build_backend(config: ModelConfig, progress: Progress | None = None) -> Back
     from agent.models.loader import load_model
 
     model = load_model(config.name, device=config.device, dtype=config.dtype, quantization=config.quantization,
-                       progress=progress)
+                       progress=progress, prefill=config.prefill)
     return TransformersBackend(model)

@@ -240,7 +240,7 @@ def _eval_memory(args: argparse.Namespace) -> int:
         from memory.answer_f1 import model_answerer
 
         model = load_model(config.model.name, device=config.model.device, dtype=config.model.dtype,
-                           quantization=config.model.quantization)
+                           quantization=config.model.quantization, prefill=config.model.prefill)
         answer = model_answerer(model)
     result = evaluate_locomo(args.locomo, embedder=embedder, config=config.memory, limit=args.limit,
                              answer=answer, progress=say)

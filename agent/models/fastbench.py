@@ -7,6 +7,7 @@ comparison table::
     python -m agent.models.fastbench                  # the embedded SmolLM2-135M
     python -m agent.models.fastbench --model DIR --prompts 50,500 --repeats 5 --json
     python -m agent.models.fastbench --thread-choice 1   # 1 thread vs 2 vs auto, one busy process beside
+    python -m agent.models.fastbench --prefill-quality ../shared/data/squad_v1.1/dev-v1.1.json  # int8 vs fp32 prefill
 
 Figures are medians over ``repeats`` runs; on a shared machine compare ratios, not
 absolute numbers.
@@ -210,6 +211,56 @@ def bench_threads(model: Any, *, busy: int = 0, new_tokens: int = 96, repeats: i
             spinner.kill()
 
 
+def _passages(path: Path, tokenizer: Any, count: int, tokens: int) -> list[list[int]]:
+    """``count`` token sequences of ``tokens`` from ``path``: a SQuAD-format JSON file (its
+    paragraphs, in order) or plain text (split on blank lines)."""
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        paragraphs = [p["context"] for article in data["data"] for p in article["paragraphs"]]
+    else:
+        paragraphs = [p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    out, current = [], ""
+    for paragraph in paragraphs:
+        current += paragraph + "\n\n"
+        ids = tokenizer(current)["input_ids"]
+        if len(ids) >= tokens:
+            out.append(list(ids[:tokens]))
+            current = ""
+            if len(out) == count:
+                break
+    return out
+
+
+def bench_prefill(data: Path, *, model: str = "smollm2-135m", passages: int = 8, tokens: int = 512,
+                  prompt_tokens: int = 500, repeats: int = 5) -> list[dict[str, Any]]:
+    """Prefill quality and speed per prefill mode (fp32, int8): mean perplexity of
+    ``passages`` passages of ``tokens`` tokens from ``data`` through the prefill path, and the
+    median cold time to first token of a ``prompt_tokens`` chat prompt (nothing cached)."""
+    import torch
+
+    from agent.bench import measure_generation
+    from agent.models.loader import load_model
+
+    rows = []
+    for mode in ("fp32", "int8"):
+        lm = load_model(model, prefill=mode)
+        decoder = lm.fast
+        seqs = _passages(data, lm.tokenizer, passages, tokens)
+        with torch.inference_mode():
+            ppl = statistics.mean(perplexity(decoder.logits(ids), ids) for ids in seqs)
+        decoder.reset()
+        lm.generate_text("warm up " * 40, max_new_tokens=2, temperature=0)
+        figures = measure_generation(lm, prompt_tokens, new_tokens=8, repeats=repeats)
+        rows.append({"prefill": decoder.prefill, "perplexity": round(ppl, 4), "passages": len(seqs),
+                     "tokens": tokens, "ttft_ms": round(figures["ttft_ms"], 1),
+                     "prompt_tokens": figures["prompt_tokens"], "threads": torch.get_num_threads()})
+    base = rows[0]
+    for row in rows:
+        row["perplexity_vs_fp32"] = round(row["perplexity"] / base["perplexity"], 4)
+        row["ttft_vs_fp32"] = round(row["ttft_ms"] / base["ttft_ms"], 3)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the comparison table (or JSON rows) for a model directory."""
     import torch
@@ -225,9 +276,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--thread-choice", type=int, metavar="BUSY", default=None,
                         help="instead: decode tokens/s with 1 thread, torch's threads and threads='auto' "
                              "while BUSY processes spin (0: as the machine is)")
+    parser.add_argument("--prefill-quality", metavar="DATA", type=Path,
+                        help="instead: prefill perplexity and cold TTFT, fp32 vs int8 prefill, on passages "
+                             "of DATA (SQuAD JSON or plain text), e.g. ../shared/data/squad_v1.1/dev-v1.1.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.prefill_quality is not None:
+        for row in bench_prefill(args.prefill_quality, model=args.model or "smollm2-135m", repeats=args.repeats):
+            print(json.dumps(row), flush=True)
+        return
     if args.model:
         path = Path(args.model)
     else:

@@ -56,7 +56,7 @@ def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress
 
 def load_model(name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                quantization: str | None = None, fast: bool | str = "auto", cache_dir: Path | None = None,
-               progress: Progress | None = None, lean: bool = True) -> LanguageModel:
+               progress: Progress | None = None, lean: bool = True, prefill: str = "auto") -> LanguageModel:
     """Load a language model ready to generate.
 
     ``device`` is ``auto``/``cpu``/``cuda[:N]``; ``dtype`` is ``auto``/``float32``/``bfloat16``/
@@ -68,7 +68,9 @@ def load_model(name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", dtype
     A local Llama/Qwen2/Mistral folder bound for the fast decoder is read without
     transformers (``lean``, :mod:`agent.models.checkpoint`): its modeling code costs ~4 s of
     imports. The transformers model is then loaded on first use of ``LanguageModel.model``.
-    ``lean=False`` loads through transformers from the start.
+    ``lean=False`` loads through transformers from the start. ``prefill`` is the fast
+    decoder's prompt arithmetic: ``auto``, ``int8`` or ``fp32`` (see
+    :class:`~agent.models.fastpath.FastDecoder`).
     """
     placement = resolve_placement(device, dtype, quantization)
     report = progress or (lambda _f, _m: None)
@@ -76,14 +78,15 @@ def load_model(name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", dtype
     report(0.95, f"loading {name_or_path}")
     started = time.perf_counter()
     if lean and fast is not False and (reason := _lean_reason(source, placement)) is None:
-        lm = _load_lean(source, placement, name_or_path, dtype)
+        lm = _load_lean(source, placement, name_or_path, dtype, prefill)
         log.info("loaded %s (lean, %s) in %.2fs", name_or_path, lm.fast.weights, time.perf_counter() - started)
         report(1.0, "ready")
         return lm
     if lean and fast is not False:
         log.debug("%s loads through transformers: %s", name_or_path, reason)
     model, tokenizer = _from_pretrained(source, placement, name_or_path)
-    decoder = _fast_decoder(model, placement, fast, explicit_dtype=dtype != "auto")
+    decoder = _fast_decoder(model, placement, fast, explicit_dtype=dtype != "auto", prefill=prefill,
+                            tokenizer=tokenizer)
     log.info("loaded %s (%s, %s) in %.2fs", name_or_path, placement.device, placement.dtype, time.perf_counter() - started)
     report(1.0, "ready")
     return LanguageModel(model, tokenizer, name=name_or_path, device=placement.device,
@@ -131,7 +134,7 @@ def _lean_reason(source: str, placement: Placement) -> str | None:
     return lean_reason(source) or lean_tokenizer_reason(source)
 
 
-def _load_lean(source: str, placement: Placement, name: str, dtype: str) -> LanguageModel:
+def _load_lean(source: str, placement: Placement, name: str, dtype: str, prefill: str) -> LanguageModel:
     import functools
 
     from agent.models.checkpoint import Checkpoint
@@ -146,7 +149,7 @@ def _load_lean(source: str, placement: Placement, name: str, dtype: str) -> Lang
         weights = _default_fast_weights(placement)
     else:
         weights = DEFAULT_WEIGHTS
-    decoder = FastDecoder(checkpoint, weights=weights)
+    decoder = FastDecoder(checkpoint, weights=weights, prefill=prefill, calibration_ids=_calibration_ids(tokenizer))
     return LanguageModel(checkpoint, tokenizer, name=name, device=placement.device, quantization=placement.quantization,
                          fast=decoder, hf_loader=functools.partial(_from_pretrained, source, placement, name))
 
@@ -163,7 +166,20 @@ def _bitsandbytes(placement: Placement) -> Any:
                               bnb_4bit_compute_dtype=placement.dtype if placement.dtype != torch.float32 else torch.bfloat16)
 
 
-def _fast_decoder(model: Any, placement: Placement, fast: bool | str, *, explicit_dtype: bool) -> Any:
+def _calibration_ids(tokenizer: Any) -> list[int]:
+    """The int8 prefill's calibration text as the model will see text: in its chat format."""
+    from agent.models.prefill8 import CALIBRATION_TEXT
+
+    messages = [{"role": "user", "content": CALIBRATION_TEXT}]
+    try:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return list(tokenizer(str(text), add_special_tokens=False)["input_ids"])
+    except Exception:  # no chat template: the plain text
+        return list(tokenizer(CALIBRATION_TEXT)["input_ids"])
+
+
+def _fast_decoder(model: Any, placement: Placement, fast: bool | str, *, explicit_dtype: bool, prefill: str = "auto",
+                  tokenizer: Any = None) -> Any:
     """The lean CPU decoder when it supports this model (else None: transformers generates).
 
     With ``dtype="auto"`` it uses its recommended weights mode (int8 weight-only on CPUs
@@ -185,7 +201,8 @@ def _fast_decoder(model: Any, placement: Placement, fast: bool | str, *, explici
             weights = _default_fast_weights(placement)
         else:
             weights = DEFAULT_WEIGHTS
-        return FastDecoder(model, weights=weights)
+        return FastDecoder(model, weights=weights, prefill=prefill,
+                           calibration_ids=_calibration_ids(tokenizer) if tokenizer is not None else None)
     if fast is True:
         raise ModelError(f"the fast CPU decoder does not support {type(model).__name__}: use fast='auto'")
     if placement.quantization == "int8":
