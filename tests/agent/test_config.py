@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agent.config import load_config
 from agent.errors import ConfigError
@@ -64,14 +65,14 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path):
 
 def test_config_is_frozen():
     config = load_config(environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.name = "other"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("bad", [{"temperature": 9}, {"top_p": 0}, {"max_new_tokens": 0}, {"stop": [""]},
                                  {"unknown": 1}])
 def test_generation_options_are_validated(bad):
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         GenerationOptions(**bad)
 
 

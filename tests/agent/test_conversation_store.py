@@ -59,7 +59,7 @@ def test_concurrent_threads_keep_every_turn_in_order(tmp_path: Path):
     assert len(messages) == 200
     assert [m.seq for m in messages] == list(range(1, 201))
     # every reply directly follows its own question
-    for question, answer in zip(messages[::2], messages[1::2]):
+    for question, answer in zip(messages[::2], messages[1::2], strict=True):
         assert answer.content == f"re {question.content}"
 
 
@@ -83,7 +83,7 @@ def test_concurrent_processes_share_the_store(tmp_path: Path):
         assert p.exitcode == 0
     messages = store.messages(session.id)
     assert len(messages) == 120
-    for question, answer in zip(messages[::2], messages[1::2]):
+    for question, answer in zip(messages[::2], messages[1::2], strict=True):
         assert answer.content == f"re {question.content}"
 
 
