@@ -136,37 +136,48 @@ def _turn_stages(name: str, turns: int) -> dict[str, Any]:
 
 
 _FRESH_START = """
-import json, sys
+import json, resource, sys
 from agent.config import load_config
 from agent.dialogue import Agent
 agent = Agent(load_config(environ={}, overrides=json.loads(sys.argv[1])))
 print("ready", "transformers" in sys.modules, flush=True)
+if sys.argv[2]:
+    agent.chat(sys.argv[2], user_id="bench")
+print("rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
 agent.close()
 """
 
 
-def fresh_start(name: str, repeats: int = 3) -> dict[str, Any]:
+def fresh_start(name: str, repeats: int = 3, turn: str = "") -> dict[str, Any]:
     """Seconds from launching a new Python process to ``Agent()`` returning in it (imports,
-    model and stores included: what a user waits for), the median of ``repeats``; and
-    whether that start-up imported transformers."""
+    model and stores included: what a user waits for), the median of ``repeats``; whether
+    that start-up imported transformers; and with ``turn``, the peak RSS of the process
+    after answering it once (one agent's memory, where this process holds several models)."""
     import subprocess
     import sys
 
-    times, imported = [], False
+    times, imported, rss = [], False, []
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = json.dumps({"model": {"name": name}, "data_dir": tmp})
-        for _ in range(repeats):
+        overrides = json.dumps({"model": {"name": name}, "data_dir": tmp,
+                                "generation": {"max_new_tokens": 16, "temperature": 0}})
+        for i in range(repeats):
             t = time.perf_counter()
-            with subprocess.Popen([sys.executable, "-c", _FRESH_START, overrides], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True) as child:
+            with subprocess.Popen([sys.executable, "-c", _FRESH_START, overrides, turn if i == 0 else ""],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as child:
                 assert child.stdout is not None
                 line = child.stdout.readline()
                 times.append(time.perf_counter() - t)
+                last = child.stdout.read().split()
                 child.wait()
-            if not line.startswith("ready"):
+            if not line.startswith("ready") or child.returncode:
                 raise RuntimeError(f"the start-up probe failed (exit {child.returncode}); run `llmos ask hi` to see why")
             imported = imported or line.split()[1] == "True"
-    return {"agent_start_fresh_s": _median(times), "agent_start_imports_transformers": imported}
+            if turn and i == 0 and last[:1] == ["rss"]:
+                rss.append(float(last[1]))
+    out: dict[str, Any] = {"agent_start_fresh_s": _median(times), "agent_start_imports_transformers": imported}
+    if rss:
+        out["agent_turn_peak_rss_mb"] = round(rss[0], 1)
+    return out
 
 
 def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = False,
@@ -200,7 +211,8 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
                     "bound_tokens_per_s": round(bound, 1),
                     "decode_vs_bound": round(short["decode_tokens_per_s"] / bound, 3)})
     results.update(_turn_stages(name, 3 if quick else 5))
-    results.update(fresh_start(name, repeats))
+    long_turn = _prompt_of(lm, 500)[0]["content"]
+    results.update(fresh_start(name, repeats, turn=long_turn))
     results.update(_understanding_bench(quick))
     if memory:
         from memory.bench import bench_memory

@@ -188,9 +188,10 @@ class FastDecoder:
             self.prefill = "int8"
             # FBGEMM's weight packing takes ~0.5 s and cannot be stored; it runs beside the
             # rest of the start-up (the op releases the GIL); the first long prefill waits.
+            # Not a daemon: a process exiting mid-pack would abort in C++ (SIGABRT), so
+            # the interpreter waits for it at exit instead.
             self._int8_ready.clear()
-            threading.Thread(target=self._pack_int8, args=(self._int8_pending,), name="llmos-int8-pack",
-                             daemon=True).start()
+            threading.Thread(target=self._pack_int8, args=(self._int8_pending,), name="llmos-int8-pack").start()
 
     def _load(self, hf_model: Any, mode: str) -> None:
         import torch

@@ -133,3 +133,15 @@ def test_real_model_int8_prefill_keeps_its_perplexity_and_answers():
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     assert len(int8.encode_prompt(int8.format_chat(messages))) >= 32  # goes through the int8 GEMMs
     assert "Paris" in int8.chat(messages, temperature=0, max_new_tokens=24)
+
+
+@pytest.mark.real
+def test_a_process_that_exits_while_the_weights_pack_exits_cleanly():
+    """The FBGEMM packing thread runs ~0.5 s after load; a daemon thread there made a process
+    that exited at once abort in C++ (SIGABRT, exit -6)."""
+    import subprocess
+    import sys
+
+    code = "from agent import load_model; lm = load_model('smollm2-135m'); assert lm.fast.prefill == 'int8'"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
