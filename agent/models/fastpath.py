@@ -19,7 +19,6 @@ caller serializes); the weights are shared and read-only.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -46,14 +45,7 @@ from agent.models.fastquant import (
     pack_linear,
     save_packed,
 )
-from agent.models.prefill8 import (
-    PREFILL_FORMAT,
-    SLOTS,
-    Int8Linear,
-    int8_prefill_unavailable,
-    load_int8,
-    save_int8,
-)
+from agent.models.prefill8 import PREFILL_MODES, Int8Prefill, prepare_int8_prefill
 
 if TYPE_CHECKING:
     import torch
@@ -75,7 +67,6 @@ _CACHE_STEP = 256  # the KV cache grows in these steps
 _DENSE_ROWS = 32  # prefill chunks from this many rows on use fp32 GEMMs (crossover measured ~30)
 _ATTENTION_ROWS = 64  # queries per attention call: causal work only (one 512-row call computes the
 # whole square, the CPU flash kernel's key blocks being 512 wide), 1.45x faster at 500 tokens
-PREFILL_MODES = ("auto", "int8", "fp32")
 
 
 def unsupported_reason(hf_model: Any) -> str | None:
@@ -177,21 +168,14 @@ class FastDecoder:
         oversubscribed (busy_machine_threads in fastquant); for decode steps whichever of
         one thread or torch's setting the last timed steps found faster (StepThreads)."""
         self._chooser: StepThreads | None = None
-        self._int8: list[dict[int, Int8Linear]] | None = None
-        self._int8_pending: list[dict[int, Int8Linear]] = []
-        self._int8_ready = threading.Event()
-        self._int8_ready.set()
+        self._int8: Int8Prefill | None = None
         self._observe: Callable[[int, int, torch.Tensor], None] | None = None
-        self.prefill = "fp32"
+        self._int8 = prepare_int8_prefill(self, prefill, hf_model, calibration_ids)
+
+    @property
+    def prefill(self) -> str:
         """The prefill products in use: "int8" (:mod:`agent.models.prefill8`) or "fp32"."""
-        if self._setup_prefill(prefill, hf_model, calibration_ids) == "int8":
-            self.prefill = "int8"
-            # FBGEMM's weight packing takes ~0.5 s and cannot be stored; it runs beside the
-            # rest of the start-up (the op releases the GIL); the first long prefill waits.
-            # Not a daemon: a process exiting mid-pack would abort in C++ (SIGABRT), so
-            # the interpreter waits for it at exit instead.
-            self._int8_ready.clear()
-            threading.Thread(target=self._pack_int8, args=(self._int8_pending,), name="llmos-int8-pack").start()
+        return "int8" if self._int8 is not None and self._int8.usable else "fp32"
 
     def _load(self, hf_model: Any, mode: str) -> None:
         import torch
@@ -259,65 +243,15 @@ class FastDecoder:
 
     # -- int8 prefill ---------------------------------------------------------------------------
 
-    def _setup_prefill(self, prefill: str, hf_model: Any, calibration_ids: Sequence[int] | None) -> str:
-        """Resolve ``prefill`` and build the int8 products (from the cache, else calibrated)."""
-        import hashlib
+    def cache_file(self, hf_model: Any, name: str) -> Path | None:
+        """Where this model's cached ``name`` lives (None: no local folder, or caching off)."""
+        return self._cache_file(hf_model, name)
 
+    def activation_maxima(self, ids: list[int]) -> dict[tuple[int, int], torch.Tensor]:
+        """Each product's input channel maxima ``{(layer, slot): max |x|}`` over one fp32
+        prefill of ``ids`` (every row through every layer); calibrates int8 prefill."""
         import torch
 
-        if prefill == "fp32" or (prefill == "auto" and self.weights not in ("int4", "int8")):
-            return "fp32"
-        reason = int8_prefill_unavailable()
-        if reason is None and not calibration_ids and self._cache_dir is False:
-            reason = "no calibration_ids were given and caching is off"
-        if reason is not None:
-            if prefill == "int8":
-                raise ModelError(f"int8 prefill is unavailable: {reason}; use prefill='fp32'")
-            return "fp32"
-        ids = [int(t) for t in calibration_ids or ()]
-        if len(ids) < _DENSE_ROWS:  # too short to reach the GEMM path it calibrates
-            ids = []
-        path = self._cache_file(hf_model, f"{self.weights}-prefill8")
-        key = {"format": PREFILL_FORMAT, "torch": torch.__version__, "weights": self.weights,
-               "model": model_fingerprint(hf_model) or "", "layers": str(len(self._layers))}
-        if ids:
-            key["calibration"] = hashlib.sha256(repr(ids).encode()).hexdigest()[:16]
-        layers = load_int8(path, key) if path is not None else None
-        if layers is None:
-            if not ids:
-                if prefill == "int8":
-                    raise ModelError("int8 prefill needs calibration_ids (the tokenized "
-                                     "agent.models.prefill8.CALIBRATION_TEXT) the first time")
-                return "fp32"
-            layers = self._calibrate(ids)
-            if path is not None:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    save_int8(path, key, layers)
-                except OSError as exc:
-                    log.debug("cannot cache int8 prefill weights at %s: %s", path, exc)
-        self._int8_pending = layers
-        return "int8"
-
-    def _pack_int8(self, layers: list[dict[int, Int8Linear]]) -> None:
-        try:
-            for layer in layers:
-                for lin in layer.values():
-                    lin.pack()
-            self._int8 = layers
-            self._int8_pending = []
-        except Exception as exc:  # a torch without working FBGEMM ops: fp32 it is
-            log.warning("int8 prefill unavailable (%s); prompts multiply in fp32", exc)
-            self.prefill = "fp32"
-        finally:
-            self._int8_ready.set()
-
-    def _calibrate(self, ids: list[int]) -> list[dict[int, Int8Linear]]:
-        """One fp32 prefill of ``ids`` recording each int8 product's input channel maxima,
-        then the smoothed int8 weights."""
-        import torch
-
-        ids = ids[: self.max_seq_len]
         maxima: dict[tuple[int, int], torch.Tensor] = {}
 
         def observe(layer: int, slot: int, x: torch.Tensor) -> None:
@@ -325,23 +259,21 @@ class FastDecoder:
             seen = maxima.get((layer, slot))
             maxima[(layer, slot)] = m if seen is None else torch.maximum(seen, m)
 
-        started = time.perf_counter()
-        self._observe, self._int8 = observe, None
+        int8, self._int8, self._observe = self._int8, None, observe
         try:
             with torch.inference_mode():
+                ids = ids[: self.max_seq_len]
                 self._ensure_capacity(len(ids))
                 self._cached_ids = []
-                self._prefill(ids, 0, all_rows=True)  # every row through the last layer too
+                self._prefill(ids, 0, all_rows=True)
         finally:
-            self._observe = None
+            self._int8, self._observe = int8, None
             self.reset()
-        layers = []
-        with torch.inference_mode():
-            for i, layer in enumerate(self._layers):
-                layers.append({slot: Int8Linear.from_dense(layer[slot].dense_weight(), layer[slot].bias,  # type: ignore[union-attr]
-                                                           maxima[(i, slot)]) for slot in SLOTS})
-        log.info("calibrated int8 prefill on %d tokens in %.2fs", len(ids), time.perf_counter() - started)
-        return layers
+        return maxima
+
+    @property
+    def packed_layers(self) -> list[PackedLayer]:
+        return self._layers
 
     @property
     def weight_bytes(self) -> int:
@@ -406,9 +338,9 @@ class FastDecoder:
         c, h, kv, d = len(ids), self.n_heads, self.n_kv, self.head_dim
         qk_dim, inter, end, act = (h + kv) * d, self._intermediate, pos + c, self._act
         dense = act == torch.float32 or c >= _DENSE_ROWS
-        if dense and self.prefill == "int8":
-            self._int8_ready.wait()  # the weights are still being packed (start-up)
-        int8, observe, last = self._int8 if dense else None, self._observe, len(self._layers) - 1
+        # (waits while the int8 weights are still being packed at start-up)
+        int8 = self._int8.layers() if dense and self._int8 is not None else None
+        observe, last = self._observe, len(self._layers) - 1
 
         def mm(i: int, slot: int, lin: PackedLinear, kernel: Callable[[torch.Tensor], torch.Tensor],
                x: torch.Tensor) -> torch.Tensor:

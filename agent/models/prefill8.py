@@ -28,7 +28,11 @@ Decode is unaffected: it runs the int4/int8 kernels as before. ``prefill="fp32"`
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +40,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Int8Linear", "int8_prefill_unavailable", "save_int8", "load_int8", "CALIBRATION_TEXT", "ALPHA", "SLOTS", "PREFILL_FORMAT"]
+__all__ = ["Int8Linear", "Int8Prefill", "prepare_int8_prefill", "int8_prefill_unavailable", "save_int8", "load_int8",
+           "PREFILL_MODES", "CALIBRATION_TEXT", "ALPHA", "SLOTS", "PREFILL_FORMAT"]
+
+log = logging.getLogger(__name__)
+
+PREFILL_MODES = ("auto", "int8", "fp32")
+
+MIN_CALIBRATION_TOKENS = 32
+"""Calibration ids shorter than this never reach the GEMM path they calibrate."""
 
 ALPHA = 0.5
 """SmoothQuant's migration strength: 0.5 splits each channel's range evenly between the
@@ -191,3 +203,90 @@ def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, Int8Linear]] | 
             return layers
     except Exception:  # missing, torn or foreign: calibrate afresh
         return None
+
+
+class Int8Prefill:
+    """A decoder's int8 products, packed for FBGEMM in a background thread.
+
+    FBGEMM's packing takes ~0.5 s for SmolLM2 and its result cannot be stored, so it runs
+    beside the rest of the start-up (the op releases the GIL) and :meth:`layers` waits for
+    it. The thread is not a daemon: a process exiting mid-pack aborted in C++ (SIGABRT);
+    the interpreter now waits for it at exit instead.
+    """
+
+    def __init__(self, layers: list[dict[int, Int8Linear]]) -> None:
+        self._layers = layers
+        self._ready = threading.Event()
+        self.failure: str | None = None
+        threading.Thread(target=self._pack, name="llmos-int8-pack").start()
+
+    def _pack(self) -> None:
+        try:
+            for layer in self._layers:
+                for lin in layer.values():
+                    lin.pack()
+        except Exception as exc:  # a torch without working FBGEMM ops: fp32 it is
+            self.failure = str(exc) or type(exc).__name__
+            log.warning("int8 prefill unavailable (%s); prompts multiply in fp32", self.failure)
+        finally:
+            self._ready.set()
+
+    @property
+    def usable(self) -> bool:
+        """False once packing failed (True while it is still running)."""
+        return self.failure is None
+
+    def layers(self) -> list[dict[int, Int8Linear]] | None:
+        """Per layer ``{slot: Int8Linear}`` once packed (waits), or None if packing failed."""
+        self._ready.wait()
+        return None if self.failure is not None else self._layers
+
+
+def prepare_int8_prefill(decoder: Any, prefill: str, hf_model: Any, calibration_ids: Any) -> Int8Prefill | None:
+    """The int8 products for ``decoder`` (a :class:`~agent.models.fastpath.FastDecoder`), or
+    None for fp32 prefill: ``prefill`` resolved (``auto``: int8 for int4/int8 weights where
+    FBGEMM runs and calibration is possible), the weights read from the cache or calibrated
+    on ``calibration_ids`` and cached. An explicit ``"int8"`` that cannot be had is an error."""
+    import torch
+
+    from agent.errors import ModelError
+    from agent.models.fastquant import model_fingerprint
+
+    if prefill == "fp32" or (prefill == "auto" and decoder.weights not in ("int4", "int8")):
+        return None
+    ids = [int(t) for t in calibration_ids or ()]
+    if len(ids) < MIN_CALIBRATION_TOKENS:
+        ids = []
+    path = decoder.cache_file(hf_model, f"{decoder.weights}-prefill8")
+    reason = int8_prefill_unavailable()
+    if reason is None and not ids and path is None:
+        reason = "it needs calibration_ids (the tokenized prefill8.CALIBRATION_TEXT) and there is no cache"
+    if reason is not None:
+        if prefill == "int8":
+            raise ModelError(f"int8 prefill is unavailable: {reason}; use prefill='fp32'")
+        return None
+    layer_count = len(decoder.packed_layers)
+    key = {"format": PREFILL_FORMAT, "torch": torch.__version__, "weights": decoder.weights,
+           "model": model_fingerprint(hf_model) or "", "layers": str(layer_count)}
+    if ids:
+        key["calibration"] = hashlib.sha256(repr(ids).encode()).hexdigest()[:16]
+    layers = load_int8(path, key) if path is not None else None
+    if layers is None:
+        if not ids:
+            if prefill == "int8":
+                raise ModelError("int8 prefill needs calibration_ids (the tokenized "
+                                 "agent.models.prefill8.CALIBRATION_TEXT) the first time")
+            return None
+        started = time.perf_counter()
+        maxima = decoder.activation_maxima(ids)
+        with torch.inference_mode():
+            layers = [{slot: Int8Linear.from_dense(layer[slot].dense_weight(), layer[slot].bias, maxima[(i, slot)])
+                       for slot in SLOTS} for i, layer in enumerate(decoder.packed_layers)]
+        log.info("calibrated int8 prefill on %d tokens in %.2fs", len(ids), time.perf_counter() - started)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_int8(path, key, layers)
+            except OSError as exc:
+                log.debug("cannot cache int8 prefill weights at %s: %s", path, exc)
+    return Int8Prefill(layers)

@@ -68,7 +68,7 @@ def test_int8_prefill_calibrates_once_then_loads_from_the_cache(tiny_llama, tmp_
     def no_calibration(*_args, **_kwargs):
         raise AssertionError("calibrated again instead of reading the cache")
 
-    monkeypatch.setattr(FastDecoder, "_calibrate", no_calibration)
+    monkeypatch.setattr(FastDecoder, "activation_maxima", no_calibration)
     again = load_model(str(tiny_llama), device="cpu", dtype="float32", quantization="int8", prefill="int8")
     torch.testing.assert_close(again.fast.logits(ids), a)
 
@@ -104,7 +104,7 @@ def test_a_failed_weight_packing_falls_back_to_fp32(tiny_llama, monkeypatch, cap
         raise RuntimeError("no FBGEMM today")
 
     monkeypatch.setattr(Int8Linear, "pack", broken)
-    with caplog.at_level(logging.WARNING, logger="agent.models.fastpath"):
+    with caplog.at_level(logging.WARNING, logger="agent.models.prefill8"):
         lm = load_model(str(tiny_llama), device="cpu", quantization="int8", prefill="int8")
         text = lm.generate_text("Once upon a time there was a tiny model. " * 6, max_new_tokens=3, temperature=0)
     assert isinstance(text, str) and lm.fast.prefill == "fp32"
