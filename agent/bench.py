@@ -136,13 +136,15 @@ def _turn_stages(name: str, turns: int) -> dict[str, Any]:
 
 
 _FRESH_START = """
-import json, resource, sys
+import json, sys
 from agent.config import load_config
 from agent.dialogue import Agent
 agent = Agent(load_config(environ={}, overrides=json.loads(sys.argv[1])))
 print("ready", "transformers" in sys.modules, flush=True)
 first = agent.chat(sys.argv[2], user_id="bench").timings_ms.get("first_token", 0) if sys.argv[2] else 0
-print("rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, first, flush=True)
+# VmHWM: this process's own peak (ru_maxrss would include the parent's, inherited at fork)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("rss", hwm / 1024, first, flush=True)
 agent.close()
 """
 

@@ -197,3 +197,14 @@ def _copy(source: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(source, folder)
     return folder
+
+
+@pytest.mark.real
+def test_the_bench_start_up_probe_reports_time_memory_and_no_transformers():
+    from agent.bench import fresh_start
+    from agent.models.embedded import ensure_converted
+
+    ensure_converted()
+    figures = fresh_start("smollm2-135m", repeats=1, turn="Say hello in five words.")
+    assert figures["agent_start_fresh_s"] > 0 and figures["agent_start_imports_transformers"] is False
+    assert 100 < figures["agent_turn_peak_rss_mb"] < 8000 and figures["agent_fresh_first_token_ms"] > 0
