@@ -461,8 +461,6 @@ def save_packed(path: os.PathLike[str] | str, layers: Sequence[PackedLayer], hea
                 key: dict[str, str]) -> None:
     """Write the packed matrices of ``layers`` and ``head`` to ``path`` (safetensors), whole or
     not at all (a temporary file renamed into place)."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     modes: dict[str, str] = {}
 
@@ -478,14 +476,19 @@ def save_packed(path: os.PathLike[str] | str, layers: Sequence[PackedLayer], hea
             put(f"{i}.{name}", layer[slot])  # type: ignore[arg-type]
     put("head", head)
     meta = {**key, "modes": ",".join(f"{k}={v}" for k, v in modes.items()), "layers": str(len(layers))}
-    target = os.fspath(path)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+    save_atomically(path, tensors, meta)
+
+
+def save_atomically(path: os.PathLike[str] | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write ``tensors`` as a safetensors file whole or not at all (memory.persist.atomic_write:
+    temp file, fsync, rename), so a reader never meets a torn cache file."""
+    from pathlib import Path
+
+    from safetensors.torch import save
+
+    from memory.persist import atomic_write
+
+    atomic_write(Path(path), save(tensors, metadata=metadata))
 
 
 def load_packed(path: os.PathLike[str] | str, key: dict[str, str], norms: Sequence[tuple[torch.Tensor, torch.Tensor]]

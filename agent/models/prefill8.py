@@ -28,10 +28,8 @@ Decode is unaffected: it runs the int4/int8 kernels as before. ``prefill="fp32"`
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import threading
 import time
 import warnings
@@ -167,18 +165,12 @@ class Int8Linear:
 
 
 def save_int8(path: Path, key: dict[str, str], layers: list[dict[int, Int8Linear]]) -> None:
-    """Write the int8 prefill weights whole or not at all (temp file, then rename)."""
-    from safetensors.torch import save_file
+    """Write the int8 prefill weights whole or not at all."""
+    from agent.models.fastquant import save_atomically
 
     tensors = {f"{i}.{slot}.{name}": t.contiguous() for i, layer in enumerate(layers)
                for slot, lin in layer.items() for name, t in lin.tensors().items()}
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        save_file(tensors, tmp, metadata=key)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+    save_atomically(path, tensors, key)
 
 
 def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, Int8Linear]] | None:
