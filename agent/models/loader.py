@@ -138,18 +138,13 @@ def _load_lean(source: str, placement: Placement, name: str, dtype: str, prefill
     import functools
 
     from agent.models.checkpoint import Checkpoint
-    from agent.models.fastpath import DEFAULT_WEIGHTS, FastDecoder
+    from agent.models.fastpath import FastDecoder
     from agent.models.tokenizer import LeanTokenizer
 
     checkpoint = Checkpoint(source, placement.dtype)
     tokenizer = LeanTokenizer(source)
-    if placement.quantization == "int8":
-        weights = "int8"
-    elif dtype != "auto":
-        weights = _default_fast_weights(placement)
-    else:
-        weights = DEFAULT_WEIGHTS
-    decoder = FastDecoder(checkpoint, weights=weights, prefill=prefill, calibration_ids=_calibration_ids(tokenizer))
+    decoder = FastDecoder(checkpoint, weights=_fast_weights(placement, explicit_dtype=dtype != "auto"),
+                          prefill=prefill, calibration_ids=_calibration_ids(tokenizer))
     return LanguageModel(checkpoint, tokenizer, name=name, device=placement.device, quantization=placement.quantization,
                          fast=decoder, hf_loader=functools.partial(_from_pretrained, source, placement, name))
 
@@ -192,16 +187,10 @@ def _fast_decoder(model: Any, placement: Placement, fast: bool | str, *, explici
 
             quantize_int8(model)
         return None
-    from agent.models.fastpath import DEFAULT_WEIGHTS, FastDecoder
+    from agent.models.fastpath import FastDecoder
 
     if FastDecoder.supports(model):
-        if placement.quantization == "int8":
-            weights = "int8"
-        elif explicit_dtype:
-            weights = _default_fast_weights(placement)
-        else:
-            weights = DEFAULT_WEIGHTS
-        return FastDecoder(model, weights=weights, prefill=prefill,
+        return FastDecoder(model, weights=_fast_weights(placement, explicit_dtype=explicit_dtype), prefill=prefill,
                            calibration_ids=_calibration_ids(tokenizer) if tokenizer is not None else None)
     if fast is True:
         raise ModelError(f"the fast CPU decoder does not support {type(model).__name__}: use fast='auto'")
@@ -210,6 +199,16 @@ def _fast_decoder(model: Any, placement: Placement, fast: bool | str, *, explici
 
         quantize_int8(model)
     return None
+
+
+def _fast_weights(placement: Placement, *, explicit_dtype: bool) -> str:
+    """The fast decoder's weights mode: int8 when asked for, the dtype when one was named,
+    else its recommended mode."""
+    from agent.models.fastpath import DEFAULT_WEIGHTS
+
+    if placement.quantization == "int8":
+        return "int8"
+    return _default_fast_weights(placement) if explicit_dtype else DEFAULT_WEIGHTS
 
 
 def _default_fast_weights(placement: Placement) -> str:
