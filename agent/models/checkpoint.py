@@ -116,12 +116,11 @@ class Checkpoint:
     """The weights and config of a Llama-family folder, shaped like a transformers causal LM
     for :class:`~agent.models.fastpath.FastDecoder` (and nothing else: it has no forward).
 
-    ``dtype`` is what every tensor is converted to when read (a torch float dtype).
+    ``dtype`` is what every tensor is converted to when read (a torch float dtype). Every
+    tensor is checked at construction to be a float tensor (the decoder trusts that).
     """
 
     hf_quantizer = None
-    weights_checked = True
-    """Every tensor was checked at construction to be a floating-point CPU tensor."""
 
     def __init__(self, folder: str | Path, dtype: torch.dtype) -> None:
         import torch
