@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,7 @@ class Agent:
             raise MemoryStoreError("memory is disabled in this agent's config (memory.enabled: false)")
         from memory import ingest_paths
 
-        return int(ingest_paths(self.memory, [Path(path)], user_id=user_id))
+        return int(ingest_paths(self.memory, [Path(path)], user_id=user_id))  # type: ignore[arg-type]  # a MemoryStore
 
     # ---- turns -------------------------------------------------------------------------
     def chat(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> Reply:
@@ -228,7 +228,7 @@ class Agent:
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
 
-    def _run(self, turn: TurnStream, text: str, timer: _Timer) -> Iterator[str]:
+    def _run(self, turn: TurnStream, text: str, timer: _Timer) -> Generator[str, None, None]:
         """The turn's stages; a generator so the reply streams out of the middle."""
         with self._session_lock(turn.session_id):
             with timer.stage("understand"):
@@ -347,9 +347,9 @@ class Agent:
             return None, text
         from agent.understand.routing import route_for
 
-        name = route_for(understood.intent, self.config.understanding, available_skills=self.skills,
-                         has_knowledge_base=self._has_knowledge_base(user_id))
-        return name, text
+        routed = route_for(understood.intent, self.config.understanding, available_skills=self.skills,
+                           has_knowledge_base=self._has_knowledge_base(user_id))
+        return routed, text
 
     def _has_knowledge_base(self, user_id: str) -> bool:
         """Whether any documents (shared, or the user's own) could ground an answer."""

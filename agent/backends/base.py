@@ -22,8 +22,10 @@ Message = dict[str, str]
 class Backend(Protocol):
     name: str
     """The model name, for display and the server's /v1/models."""
-    context_window: int
-    """Most tokens (prompt plus reply) the model accepts."""
+    @property
+    def context_window(self) -> int:
+        """Most tokens (prompt plus reply) the model accepts."""
+        ...
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> TextStream:
         """Start generating a reply to ``messages``; iterate the result for text pieces.

@@ -70,7 +70,7 @@ def convert_gguf(gguf: Path, target: Path, progress: Progress | None = None) -> 
         report(0.75, "de-quantizing the weights")
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # The GGUF quantizer is only for reading; the saved weights are plain tensors.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         report(0.92, "writing safetensors")

@@ -546,7 +546,7 @@ def _attention_blocks(pos: int, c: int) -> list[tuple[int, int, int, Any, bool]]
     last row, so the work above the diagonal is skipped block by block."""
     import torch
 
-    blocks = []
+    blocks: list[tuple[int, int, int, Any, bool]] = []
     for lo in range(0, c, _ATTENTION_ROWS):
         hi = min(c, lo + _ATTENTION_ROWS)
         keys = pos + hi

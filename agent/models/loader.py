@@ -117,7 +117,7 @@ def _from_pretrained(source: str, placement: Placement, name: str) -> tuple[Any,
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load {name!r} from {source}: {exc}") from exc
     if placement.quantization not in ("8bit", "4bit"):
-        model = model.to(placement.device)
+        model = model.to(placement.device)  # type: ignore[arg-type]  # transformers' stubs for .to() take a model
     model.eval()
     return model, tokenizer
 

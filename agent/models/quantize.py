@@ -38,9 +38,11 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         flat = x.reshape(-1, shape[-1]).to(torch.bfloat16)
-        out = torch._weight_int8pack_mm(flat, self.qweight, self.scale)
-        if self.bias is not None:
-            out = out + self.bias
+        qweight, scale, bias = self.qweight, self.scale, self.bias  # buffers (register_buffer)
+        assert isinstance(qweight, torch.Tensor) and isinstance(scale, torch.Tensor)
+        out = torch._weight_int8pack_mm(flat, qweight, scale)
+        if isinstance(bias, torch.Tensor):
+            out = out + bias
         return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:

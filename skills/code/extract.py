@@ -98,10 +98,10 @@ def definitions_only(code: str) -> str:
     instead of the code. Code that does not parse is cut to its longest prefix that does
     (a reply often breaks down in its demo, after the function), else gets
     :func:`strip_tests` only."""
-    tree = _parse_prefix(code)
-    if tree is None:
+    parsed = _parse_prefix(code)
+    if parsed is None:
         return strip_tests(code)
-    tree, code = tree
+    tree, code = parsed
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     drop: set[int] = set()
     for node in tree.body:
