@@ -199,6 +199,7 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
     lm = load_model(name)
     results["device"], results["dtype"] = lm.device, str(lm.dtype)
     results["decoder"] = f"fast:{lm.fast.weights}" if lm.fast is not None else "transformers.generate"
+    results.update(_kernel_choices(lm))
     lm.generate_text("warm up", max_new_tokens=4, temperature=0)
     short = measure_generation(lm, 50, repeats=repeats)
     long = measure_generation(lm, 500, repeats=repeats)
@@ -239,6 +240,18 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
     }
     print(json.dumps(results, indent=2) if as_json else _table(results))
     return 0
+
+
+def _kernel_choices(lm: Any) -> dict[str, Any]:
+    """What the auto choices settled on here, and the CPU they were made from."""
+    from agent.models.device import cpu_flags
+    from agent.models.fastquant import kernel_isa
+
+    fast = lm.fast
+    return {"cpu_flags": cpu_flags(), "kernel_isa": kernel_isa(),
+            "weights": fast.weights if fast is not None else str(lm.dtype),
+            "act_dtype": fast.activations if fast is not None else str(lm.dtype),
+            "prefill": fast.prefill if fast is not None else "transformers"}
 
 
 def _understanding_bench(quick: bool) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from typing import Any
 
 from agent.errors import ModelError
 
-__all__ = ["Placement", "resolve_placement", "cpu_has_native_bf16"]
+__all__ = ["Placement", "resolve_placement", "cpu_has_native_bf16", "cpu_flags"]
+
+_REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,20 @@ class Placement:
     dtype: Any
     """A torch dtype."""
     quantization: str | None
+
+
+def cpu_flags() -> list[str]:
+    """The vector-ISA flags of this CPU that choose kernels here (from /proc/cpuinfo; empty
+    where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in _REPORTED_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
 
 
 def cpu_has_native_bf16() -> bool:

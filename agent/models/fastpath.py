@@ -28,6 +28,7 @@ from agent.config import default_cache_dir
 from agent.errors import ModelError
 from agent.models.checkpoint import Checkpoint
 from agent.models.fastquant import (
+    ACTIVATION_MODES,
     PACK_FORMAT,
     WEIGHT_MODES,
     PackedLayer,
@@ -37,6 +38,7 @@ from agent.models.fastquant import (
     activation_dtype,
     busy_machine_threads,
     intra_op_threads,
+    kernel_isa,
     load_packed,
     model_fingerprint,
     norm_gain,
@@ -44,6 +46,7 @@ from agent.models.fastquant import (
     pack_layers,
     pack_linear,
     save_packed,
+    verify_packed,
 )
 from agent.models.prefill8 import PREFILL_MODES, Int8Prefill, prepare_int8_prefill
 
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 
     from agent.options import GenerationOptions
 
-__all__ = ["FastDecoder", "DEFAULT_WEIGHTS", "PREFILL_MODES", "unsupported_reason"]
+__all__ = ["FastDecoder", "DEFAULT_WEIGHTS", "PREFILL_MODES", "ACTIVATION_MODES", "unsupported_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +104,10 @@ class FastDecoder:
     standard/llama3 rope) on CPU.
 
     ``weights``: ``"int8"`` (weight-only, per output channel), ``"int4"`` (weight-only,
-    groups of 32, asymmetric; the output head stays int8), both with bf16 activations in
-    decode; ``"bf16"``; ``"fp32"`` (exact: matches Hugging Face fp32 to ~1e-5); or
-    ``"auto"`` (the default, :data:`DEFAULT_WEIGHTS`). ``max_seq_len`` caps the KV cache
+    groups of 32, asymmetric; the output head stays int8); ``"bf16"``; ``"fp32"`` (exact:
+    matches Hugging Face fp32 to ~1e-5); or ``"auto"`` (the default, :data:`DEFAULT_WEIGHTS`).
+    ``activations``: the decode kernels' input dtype, ``"bf16"``, ``"fp32"`` or ``"auto"``
+    (bf16 for every weights mode but fp32: the quantized kernels are 6-20x faster on it). ``max_seq_len`` caps the KV cache
     (default and upper bound: the model's ``max_position_embeddings``, and its sliding window
     if it has one, so the window never applies).
 
@@ -125,7 +129,7 @@ class FastDecoder:
 
     def __init__(self, hf_model: Any, *, weights: str = DEFAULT_WEIGHTS, max_seq_len: int | None = None,
                  threads: int | str | None = "auto", cache_dir: Path | None | bool = None,
-                 prefill: str = "auto", calibration_ids: Sequence[int] | None = None):
+                 prefill: str = "auto", calibration_ids: Sequence[int] | None = None, activations: str = "auto"):
         import torch
 
         reason = unsupported_reason(hf_model)
@@ -133,8 +137,13 @@ class FastDecoder:
             raise ModelError(f"FastDecoder cannot run this model: {reason}. Use Hugging Face generate for it.")
         if weights not in (*WEIGHT_MODES, "auto"):
             raise ModelError(f"unknown weights mode {weights!r}; use auto or one of {', '.join(WEIGHT_MODES)}")
+        if activations not in ACTIVATION_MODES:
+            raise ModelError(f"unknown activations {activations!r}; use one of {', '.join(ACTIVATION_MODES)}")
         if weights == "auto":
             weights = "int4" if on_int4_grid(hf_model) else "int8"
+        if weights == "int4" and not _int4_kernel_available():
+            log.warning("torch has no int4 CPU kernel here; the fast decoder uses int8 weights instead")
+            weights = "int8"
         cfg = hf_model.config
         self.weights = weights
         """The weights mode in use ("auto" resolved)."""
@@ -150,7 +159,7 @@ class FastDecoder:
         self.eos_token_ids = _model_eos_ids(hf_model)
         self.last_stop_reason: str | None = None
         """Why the last generation ended: "eos", "length", "context" or "cancelled"."""
-        self._act = activation_dtype(weights)
+        self._act = activation_dtype(weights, activations)
         self._cache_dir = cache_dir
         """Where packed weights are kept between runs (None: llmos's cache dir; False: nowhere)."""
         if prefill not in PREFILL_MODES:
@@ -171,6 +180,15 @@ class FastDecoder:
         self._int8: Int8Prefill | None = None
         self._observe: Callable[[int, int, torch.Tensor], None] | None = None
         self._int8 = prepare_int8_prefill(self, prefill, hf_model, calibration_ids)
+        log.info("fast decoder: weights %s, activations %s, prefill %s, kernels %s", self.weights,
+                 self.activations, self.prefill, kernel_isa())
+
+    @property
+    def activations(self) -> str:
+        """The decode kernels' input dtype in use: "bf16" or "fp32"."""
+        import torch
+
+        return "fp32" if self._act == torch.float32 else "bf16"
 
     @property
     def prefill(self) -> str:
@@ -190,13 +208,14 @@ class FastDecoder:
         self._final_norm = inner.norm.weight.detach().to(torch.float32).contiguous()
         # Decode-time RMSNorm (see _decode): gains pre-scaled by sqrt(H), eps folded into c.
         root = self.hidden**0.5
-        self._kernels = [(n1 * root, q.kernel(), o.kernel(), n2 * root, gu.kernel(), dn.kernel())
+        act = self._act
+        self._kernels = [(n1 * root, q.kernel(act), o.kernel(act), n2 * root, gu.kernel(act), dn.kernel(act))
                          for n1, q, o, n2, gu, dn in layers]
         self._final_g = self._final_norm * root
         self._norm_c = torch.tensor((self.hidden * self._eps) ** 0.5)
         self._norm_buf = torch.empty(1, self.hidden, dtype=self._act)  # decode's norm output, reused
         self._embed = inner.embed_tokens.weight.detach()  # shared with the HF model, never copied
-        self._lm_kernel = self._lm_head.kernel()
+        self._lm_kernel = self._lm_head.kernel(act)
         self._intermediate = layers[0][4].out_features // 2
         rotary = inner.rotary_emb
         self._inv_freq = rotary.inv_freq.detach().to(torch.float32).clone()
@@ -216,21 +235,28 @@ class FastDecoder:
 
     def _packed(self, hf_model: Any, mode: str, head_mode: str) -> tuple[list[PackedLayer], PackedLinear]:
         """The packed layers and output head: from the cache when an earlier run packed the
-        same weights the same way (quantizing takes ~1.5 s of a start-up), else packed now
-        and cached for the next run. A cache that cannot be read or written is skipped."""
+        same weights the same way for the same kernels (quantizing takes ~1.5 s of a
+        start-up), else packed now and cached for the next run. A cache that cannot be read
+        or written is skipped; one whose products disagree with its own weights (a packing
+        for another instruction set that slipped past the key) is logged and packed afresh."""
         import torch
 
         inner = hf_model.model
         norms = [(norm_gain(layer.input_layernorm), norm_gain(layer.post_attention_layernorm)) for layer in inner.layers]
         # Only quantized modes are worth keeping: fp32/bf16 pack in a blink, and fp32 shares the
         # HF model's memory, which a copy from disk would double.
-        path = self._cache_file(hf_model, mode) if mode in ("int4", "int8") else None
+        # One file per kernel ISA too, so machines of several kinds can share a cache folder.
+        isa = kernel_isa()
+        path = self._cache_file(hf_model, f"{mode}-{isa.lower()}") if mode in ("int4", "int8") else None
         key = {"format": str(PACK_FORMAT), "torch": torch.__version__, "mode": mode, "head_mode": head_mode,
-               "model": model_fingerprint(hf_model) or ""}
+               "model": model_fingerprint(hf_model) or "", "isa": isa}
         if path is not None:
             cached = load_packed(path, key, norms)
-            if cached is not None:
+            problem = None if cached is None else verify_packed(cached[0])
+            if cached is not None and problem is None:
                 return cached
+            if problem is not None:
+                log.warning("the packed-weight cache %s does not match its weights (%s); packing afresh", path, problem)
         layers = pack_layers(inner.layers, self.n_heads, self.n_kv, self.head_dim, mode)
         head = pack_linear(hf_model.lm_head.weight, getattr(hf_model.lm_head, "bias", None), head_mode)
         if path is not None:
@@ -538,6 +564,12 @@ class FastDecoder:
             raise ModelError(f"token ids {bad[:5]} are outside the vocabulary (0..{self.vocab_size - 1}); "
                              "the tokenizer does not match the model")
         return ids
+
+
+def _int4_kernel_available() -> bool:
+    import torch
+
+    return hasattr(torch, "_weight_int4pack_mm_for_cpu") and hasattr(torch, "_convert_weight_to_int4pack_for_cpu")
 
 
 def _attention_blocks(pos: int, c: int) -> list[tuple[int, int, int, Any, bool]]:

@@ -9,15 +9,29 @@ multiplies many tokens at once and is compute-bound instead, and on AVX2 CPUs wi
 bf16 or int8 dot products (no AVX512-BF16, AMX or VNNI) the fastest way to do that is plain
 fp32 GEMM. So every format offers two products:
 
-- a *kernel* for a few rows, in the format's own activation dtype: int8 ->
+- a *kernel* for a few rows, in the decoder's activation dtype: int8 ->
   ``torch._weight_int8pack_mm`` and int4 -> ``torch._weight_int4pack_mm_for_cpu``, both
-  with bf16 activations (with fp32 activations they are 6-20x slower);
+  fastest with bf16 activations (with fp32 activations they are 6-20x slower);
 - ``dense(x)``: for many rows, in fp32 on a temporary fp32 copy of the weight
   (de-quantizing costs ~1 ms a layer, far less than the GEMM it enables).
 
 int8 is symmetric per output channel. int4 is asymmetric in groups of 32 inputs
 (``w = (q - 8) * scale + zero``, q in 0..15), which is exactly GGUF's Q4_1 layout: for the
 embedded SmolLM2 (a Q4_1 GGUF) it reproduces the weights up to bf16 rounding of the scales.
+
+What the kernels require (torch 2.13, ``aten/src/ATen/native/cpu/int{4,8}mm_kernel.cpp``),
+which every caller here guarantees:
+
+- the int8 kernel's AVX512 variant reads activation rows with *aligned* 256-bit loads and
+  weight rows with aligned 128-bit loads, 16 inputs at a time: the weight must start on a
+  16-byte boundary, the activation on a 32-byte one, and ``in_features`` be a multiple of
+  16 (else it reads past each row: wrong sums or a segmentation fault). Tensors read from
+  a safetensors file sit at the file's byte offsets, so :func:`aligned` copies them into
+  fresh (64-byte aligned) storage, and :meth:`PackedLinear.kernel` pads other widths;
+- the int4 packed layout depends on the instruction set torch dispatches to (blocks of 64
+  output rows for AVX512, 32 for AVX2, plain pairs otherwise; ``ATEN_CPU_CAPABILITY``
+  changes it): a packing is only valid under the :func:`kernel_isa` that made it, so the
+  packed-weight cache is keyed by it and checked against reference products on load.
 """
 
 from __future__ import annotations
@@ -36,21 +50,71 @@ if TYPE_CHECKING:
 
     from agent.options import GenerationOptions
 
-__all__ = ["WEIGHT_MODES", "PackedLinear", "Sampler", "pack_linear", "quantize_int8", "quantize_int4",
+__all__ = ["WEIGHT_MODES", "ACTIVATION_MODES", "PackedLinear", "aligned", "kernel_isa", "int8_kernel",
+           "verify_packed", "Sampler", "pack_linear", "quantize_int8", "quantize_int4",
            "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads", "StepThreads",
            "intra_op_threads", "norm_gain", "save_packed", "load_packed", "model_fingerprint", "PACK_FORMAT"]
 
 WEIGHT_MODES = ("int8", "int4", "bf16", "fp32")
 """Formats :func:`pack_linear` accepts."""
 
+ACTIVATION_MODES = ("auto", "bf16", "fp32")
+"""What the decode kernels take their input in: ``auto`` is fp32 for fp32 weights, else bf16."""
+
 INT4_GROUP = 32
+INT8_K_STEP = 16  # the int8 kernel's AVX512 variant reads 16 inputs a step (see the module docstring)
 
 
-def activation_dtype(mode: str) -> torch.dtype:
-    """The dtype a format's kernel expects its input in."""
+def activation_dtype(mode: str, activations: str = "auto") -> torch.dtype:
+    """The dtype the kernels of weights ``mode`` take their input in: ``activations``
+    (``bf16`` or ``fp32``), or for ``auto`` fp32 with fp32 weights and bf16 otherwise (the
+    quantized kernels run 6-20x faster on bf16 input, on every x86 CPU)."""
     import torch
 
-    return torch.float32 if mode == "fp32" else torch.bfloat16
+    if activations not in ACTIVATION_MODES:
+        raise ModelError(f"unknown activations {activations!r}; use one of {', '.join(ACTIVATION_MODES)}")
+    if activations == "auto":
+        return torch.float32 if mode == "fp32" else torch.bfloat16
+    return torch.float32 if activations == "fp32" else torch.bfloat16
+
+
+def kernel_isa() -> str:
+    """The instruction-set variant torch's CPU kernels dispatch to in this process
+    (``AVX512``, ``AVX2``, ``DEFAULT``, ...; ``ATEN_CPU_CAPABILITY`` can lower it). The int4
+    packed layout depends on it."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # an older or exotic build: no dispatch to tell apart
+        return "unknown"
+
+
+def aligned(t: torch.Tensor) -> torch.Tensor:
+    """``t`` when it is contiguous and starts on a 64-byte boundary, else a copy in fresh
+    storage (torch's CPU allocator aligns to 64 bytes). Kernels with aligned loads get
+    nothing else: a tensor read from a safetensors file starts wherever the file put it."""
+    import torch
+
+    if t.is_contiguous() and t.data_ptr() % 64 == 0:
+        return t
+    return torch.empty(t.shape, dtype=t.dtype).copy_(t)
+
+
+def int8_kernel(weight: torch.Tensor, scales: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> x @ (weight * scales[:, None]).T`` through ``torch._weight_int8pack_mm`` for
+    int8 ``weight`` ``(out, in)``; ``x`` in the dtype of ``scales``. The weight is aligned
+    and, when ``in`` is not a multiple of 16, zero-padded (and each ``x`` with it), which
+    the kernel's AVX512 variant needs; the common widths pay nothing for that."""
+    import torch
+    import torch.nn.functional as F
+
+    pad = -int(weight.shape[1]) % INT8_K_STEP
+    w = aligned(F.pad(weight, (0, pad)) if pad else weight)
+    mm = functools.partial(torch._weight_int8pack_mm, mat2=w, scales=aligned(scales))
+    if not pad:
+        return mm
+    return lambda x: mm(F.pad(x, (0, pad)))
 
 
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,25 +203,28 @@ class PackedLinear:
 
         return F.linear(x, self.dense_weight() if weight is None else weight, self.bias)
 
-    def kernel(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """A callable ``x -> y`` with the weight bound, for the per-token hot loop; ``x`` in
-        :func:`activation_dtype` of the mode. A ``functools.partial`` over the aten op keeps
-        the per-call Python cost to one C call."""
+    def kernel(self, act: torch.dtype | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A callable ``x -> y`` with the weight bound, for the per-token hot loop; ``x`` and
+        ``y`` in ``act`` (default: :func:`activation_dtype` of the mode). A
+        ``functools.partial`` over the aten op keeps the per-call Python cost to one C call.
+        The caller hands it contiguous rows starting on a 32-byte boundary (any fresh tensor)."""
         import torch
         import torch.nn.functional as F
 
+        act = activation_dtype(self.mode) if act is None else act
+        bias = None if self.bias is None else self.bias.to(act)
         if self.mode not in ("int8", "int4"):
-            bias = None if self.bias is None else self.bias.to(self.weight.dtype)
-            return functools.partial(F.linear, weight=self.weight, bias=bias)
+            weight = self.weight if self.weight.dtype == act else self.weight.to(act)
+            return functools.partial(F.linear, weight=weight, bias=bias)
         assert self.kernel_scales is not None
+        scales = self.kernel_scales.to(act)  # bf16-exact values either way
         if self.mode == "int8":
-            mm = functools.partial(torch._weight_int8pack_mm, mat2=self.weight, scales=self.kernel_scales)
+            mm = int8_kernel(self.weight, scales)
         else:
-            mm = functools.partial(torch._weight_int4pack_mm_for_cpu, mat2=self.weight, qGroupSize=INT4_GROUP,
-                                   qScaleAndZeros=self.kernel_scales)
-        if self.bias is None:
+            mm = functools.partial(torch._weight_int4pack_mm_for_cpu, mat2=aligned(self.weight), qGroupSize=INT4_GROUP,
+                                   qScaleAndZeros=aligned(scales))
+        if bias is None:
             return mm
-        bias = self.bias.to(torch.bfloat16)
         return lambda x: mm(x).add_(bias)
 
 
@@ -431,8 +498,9 @@ def intra_op_threads(count: int | None) -> Iterator[None]:
 
 # ---- packed weights on disk ------------------------------------------------------------------
 
-PACK_FORMAT = 1
-"""Bumped whenever what :func:`pack_layers` computes changes, so old cache files are ignored."""
+PACK_FORMAT = 2
+"""Bumped whenever what :func:`pack_layers` computes changes, so old cache files are ignored
+(2: keyed by :func:`kernel_isa` and verified on load)."""
 
 _FIELDS = ("weight", "bias", "scale", "kernel_scales", "zero", "nibbles")
 _SLOTS = {1: "qkv", 2: "o", 4: "gate_up", 5: "down"}  # the PackedLinear places in a PackedLayer
@@ -506,7 +574,9 @@ def load_packed(path: os.PathLike[str] | str, key: dict[str, str], norms: Sequen
             names = set(f.keys())
 
             def get(prefix: str) -> PackedLinear:
-                fields = {n: f.get_tensor(f"{prefix}.{n}") if f"{prefix}.{n}" in names else None for n in _FIELDS}
+                # aligned: the kernels' loads need it, and the file's offsets do not give it
+                fields = {n: aligned(f.get_tensor(f"{prefix}.{n}")) if f"{prefix}.{n}" in names else None
+                          for n in _FIELDS}
                 return PackedLinear(modes[prefix], **fields)  # type: ignore[arg-type]
 
             layers: list[PackedLayer] = []
@@ -515,3 +585,29 @@ def load_packed(path: os.PathLike[str] | str, key: dict[str, str], norms: Sequen
             return layers, get("head")
     except Exception:  # missing, torn or foreign (SafetensorError is its own class): pack afresh
         return None
+
+
+def verify_packed(layers: Sequence[PackedLayer], *, tolerance: float = 0.02) -> str | None:
+    """Check packed layers against their own plain copies: for the first and last layer,
+    each kernel's product on a fixed input against the de-quantized fp32 product. None when
+    they agree, else what differs. The int4 kernel layout is ISA-specific, so a packing
+    made under another instruction set (a cache on a shared home, a copied image) fails
+    here instead of answering garbage."""
+    import torch
+
+    picks = [layers[0], layers[-1]] if len(layers) > 1 else list(layers)
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for index, layer in zip((0, len(layers) - 1), picks, strict=False):
+            for slot, name in _SLOTS.items():
+                lin: PackedLinear = layer[slot]  # type: ignore[assignment]
+                if lin.mode not in ("int4", "int8"):
+                    continue
+                width = int(lin.scale.shape[1] * INT4_GROUP) if lin.mode == "int4" else int(lin.weight.shape[1])  # type: ignore[union-attr]
+                x = torch.randn(2, width, generator=gen).to(torch.bfloat16)
+                want = lin.dense(x.float())
+                got = lin.kernel(torch.bfloat16)(x).float()
+                err = float((got - want).norm() / want.norm().clamp(min=1e-6))
+                if not err <= tolerance:  # NaN fails too
+                    return f"layer {index} {name}: kernel product off by {err:.3g} (relative)"
+    return None

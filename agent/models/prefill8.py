@@ -179,6 +179,8 @@ def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, Int8Linear]] | 
     that has no calibration ids), else None."""
     from safetensors import safe_open
 
+    from agent.models.fastquant import aligned
+
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -189,8 +191,8 @@ def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, Int8Linear]] | 
             for i in range(int(key["layers"])):
                 layer = {}
                 for slot in SLOTS:
-                    get = {n: f.get_tensor(f"{i}.{slot}.{n}") for n in ("weight", "scale", "inv_smooth", "bias")
-                           if f"{i}.{slot}.{n}" in names}
+                    get = {n: aligned(f.get_tensor(f"{i}.{slot}.{n}"))
+                           for n in ("weight", "scale", "inv_smooth", "bias") if f"{i}.{slot}.{n}" in names}
                     layer[slot] = Int8Linear(get["weight"], get["scale"], get["inv_smooth"], get.get("bias"))
                 layers.append(layer)
             return layers
@@ -243,7 +245,7 @@ def prepare_int8_prefill(decoder: Any, prefill: str, hf_model: Any, calibration_
     import torch
 
     from agent.errors import ModelError
-    from agent.models.fastquant import model_fingerprint
+    from agent.models.fastquant import kernel_isa, model_fingerprint
 
     if prefill == "fp32" or (prefill == "auto" and decoder.weights not in ("int4", "int8")):
         return None
@@ -260,7 +262,7 @@ def prepare_int8_prefill(decoder: Any, prefill: str, hf_model: Any, calibration_
         return None
     layer_count = len(decoder.packed_layers)
     key = {"format": PREFILL_FORMAT, "torch": torch.__version__, "weights": decoder.weights,
-           "model": model_fingerprint(hf_model) or "", "layers": str(layer_count)}
+           "model": model_fingerprint(hf_model) or "", "layers": str(layer_count), "isa": kernel_isa()}
     if ids:
         key["calibration"] = hashlib.sha256(repr(ids).encode()).hexdigest()[:16]
     layers = load_int8(path, key) if path is not None else None

@@ -324,7 +324,9 @@ def test_packed_weights_are_cached_and_reused(tmp_path, monkeypatch):
 
     model, cache = _saved_tiny(tmp_path), tmp_path / "cache"
     first = FastDecoder(model, weights="int8", cache_dir=cache)
-    files = list((cache / "fast").glob("*-int8.safetensors"))
+    from agent.models.fastquant import kernel_isa
+
+    files = list((cache / "fast").glob(f"*-int8-{kernel_isa().lower()}.safetensors"))
     assert len(files) == 1
     ids = prompt(24, seed=3)
     expected = first.logits(ids)

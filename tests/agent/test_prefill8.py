@@ -126,7 +126,7 @@ def test_real_model_int8_prefill_keeps_its_perplexity_and_answers():
 
     int8 = load_model("smollm2-135m", prefill="int8")
     fp32 = load_model("smollm2-135m", prefill="fp32")
-    assert int8.fast.prefill == "int8" and int8.fast.weights == "int4"
+    assert int8.fast.prefill == "int8" and int8.fast.weights in ("int4", "int8")  # int8 where weights load as bf16
     ids = int8.tokenizer(PERPLEXITY_TEXT)["input_ids"]
     ratio = perplexity(int8.fast.logits(ids), ids) / perplexity(fp32.fast.logits(ids), ids)
     assert 0.97 < ratio < 1.03
