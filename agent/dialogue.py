@@ -28,6 +28,7 @@ from agent.prompts import reference_block, render_persona
 from agent.remember import asks_what_is_remembered
 from agent.store import ConversationStore, Message, SessionInfo
 from agent.turn import MemoryBackend, MemoryRef, Reply, TokenCounts, Understanding, Understood
+from agent.understand.routing import worth_remembering
 
 __all__ = ["Agent", "TurnStream", "HandoffHook"]
 
@@ -118,6 +119,7 @@ class Agent:
 
             backend = build_backend(cfg.model, progress)
         self.backend = backend
+        self.config = cfg = _with_model_sampling(cfg, backend)
         self.store = store or ConversationStore(data_dir / "conversations.sqlite3")
         needs_embedder = (memory is None and cfg.memory.enabled) or (understanding is None and cfg.understanding.enabled)
         if embedder is None and needs_embedder:
@@ -328,7 +330,9 @@ class Agent:
         return understood
 
     def _route(self, text: str, understood: Understood, user_id: str = "local") -> tuple[str | None, str]:
-        """Pick a skill: a slash command first, then the intent -> skill map, else chat.
+        """Pick a skill: a slash command first, then :func:`~agent.understand.routing.choose_skill`
+        (a summarize request with its text, the intent -> skill map where the skill accepts the
+        turn, a question the knowledge base answers), else chat.
 
         Returns the skill name (or None) and the text the skill or the chat should see: a
         slash command is removed from it.
@@ -343,12 +347,12 @@ class Agent:
             return None, text
         if "memory" in self.skills and asks_what_is_remembered(text):
             return "memory", text
-        if self.understanding is None or understood.intent is None:
-            return None, text
-        from agent.understand.routing import route_for
+        from agent.understand.routing import choose_skill
 
-        routed = route_for(understood.intent, self.config.understanding, available_skills=self.skills,
-                           has_knowledge_base=self._has_knowledge_base(user_id))
+        has_kb = self._has_knowledge_base(user_id)
+        routed = choose_skill(text, understood.intent, self.config.understanding, self.skills, has_knowledge_base=has_kb,
+                              count_tokens=self.backend.count_tokens, memory=self.memory, user_id=user_id,
+                              vector=understood.vector)
         return routed, text
 
     def _has_knowledge_base(self, user_id: str) -> bool:
@@ -367,8 +371,12 @@ class Agent:
             return []
         hits = self.memory.search(text, k=self.config.memory.k, user_id=user_id, vector=understood.vector)
         budget = self.config.memory.token_budget
+        floor = self.config.memory.inject_min_similarity
         refs: list[MemoryRef] = []
         for hit in hits:
+            similarity: Any = getattr(hit, "similarity", _UNKNOWN)  # a backend may not report one: no gate then
+            if floor > -1.0 and similarity is not _UNKNOWN and (similarity is None or float(similarity) < floor):
+                continue  # not about this turn (fused ranks rank the unrelated too); None: lexical match only
             cost = self.backend.count_tokens(hit.text)
             if cost > budget:
                 continue
@@ -449,7 +457,8 @@ class Agent:
         self.store.add_turn(reply.session_id, text, reply.text, user_meta=user_meta, reply_meta=reply_meta)
         # Long-term memory keeps what the user said, not commands to skills ("/qa ...") or
         # questions about the memory itself (listing them would list themselves next time).
-        if self.memory is not None and not text.startswith("/") and reply.skill != "memory":
+        if self.memory is not None and not text.startswith("/") and reply.skill != "memory" and (
+                self.config.memory.remember == "all" or worth_remembering(text, understood.intent)):
             try:
                 self.memory.add(text, user_id=reply.user_id, session_id=reply.session_id, kind="turn",
                                 vector=understood.vector)
@@ -469,6 +478,24 @@ class Agent:
             close = getattr(part, "close", None)
             if callable(close):
                 close()
+
+
+_UNKNOWN = object()
+
+
+def _with_model_sampling(config: AgentConfig, backend: Any) -> AgentConfig:
+    """``config`` with the backend's model sampling defaults (``sampling_defaults``, e.g. the
+    embedded model's measured greedy decoding) for every generation option the config does
+    not set itself: an explicit ``generation.temperature`` (file or environment) wins."""
+    defaults = getattr(backend, "sampling_defaults", None)
+    if not isinstance(defaults, dict) or not defaults:
+        return config
+    explicit = config.generation.model_fields_set
+    chosen = {k: v for k, v in defaults.items() if k not in explicit and k in GenerationOptions.model_fields}
+    if not chosen:
+        return config
+    generation = GenerationOptions.model_validate({**config.generation.model_dump(), **chosen})
+    return config.model_copy(update={"generation": generation})
 
 
 class _Generated:

@@ -19,6 +19,17 @@ class MemoryConfig(BaseModel):
     """How many memories to recall per turn (before the token budget)."""
     token_budget: int = Field(default=384, ge=0)
     """Most prompt tokens spent on recalled text per turn."""
+    inject_min_similarity: float = Field(default=0.44, ge=-1.0, le=1.0)
+    """A recalled memory reaches the chat prompt only when its embedding's cosine similarity
+    to the turn is at least this; a turn no memory is about gets none. Calibrated so that at
+    most 5% of off-topic turns recall anything (`llmos eval recall-gate`: IFEval prompts
+    against LoCoMo conversations). Search scores are fused ranks, relative to the other
+    hits, so they cannot say this. -1 turns the gate off."""
+    remember: str = Field(default="statements", pattern="^(statements|all)$")
+    """Which user turns become long-term memories: `statements` (what users tell about
+    themselves and their situation; not questions, nor requests to write, code, explain or
+    summarize, nor greetings and thanks) or `all`. Every turn is kept in the conversation
+    store either way."""
 
     # -- retrieval ------------------------------------------------------------------------
     hybrid: bool = True

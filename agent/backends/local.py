@@ -30,6 +30,11 @@ class TransformersBackend:
     def context_window(self) -> int:
         return self.model.context_window
 
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The model's own sampling defaults (the agent applies those its config leaves unset)."""
+        return self.model.sampling_defaults
+
     def count_tokens(self, text: str) -> int:
         return self.model.count_tokens(text)
 

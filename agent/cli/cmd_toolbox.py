@@ -124,6 +124,52 @@ def _register_eval(ev: Any) -> None:
     p.add_argument("--quantization", choices=["int8", "8bit", "4bit"], default=None)
     p.set_defaults(func=_eval_lm)
 
+    p = ev.add_parser("chat", help="the whole turn against the bare model on IFEval prompts",
+                      description="Answer IFEval prompts with the bare model (raw), the default agent (agent) or "
+                                  "the agent with one user across all prompts (agent-shared-memory), score them "
+                                  "offline with the official checkers, and report routing, memory, echo and "
+                                  "length figures beside the scores.")
+    p.add_argument("--ifeval", required=True, metavar="FILE", help="IFEval input_data.jsonl")
+    p.add_argument("--mode", default="agent", choices=["raw", "agent", "agent-shared-memory"])
+    p.add_argument("--model", default=None, help="preset, directory, .gguf or HF id (default: the config's)")
+    p.add_argument("--limit", type=int, default=None, help="a seeded sample of N prompts")
+    p.add_argument("--seed", type=int, default=0, help="which sample --limit takes")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write each reply as JSONL here")
+    p.set_defaults(func=_eval_chat)
+
+    p = ev.add_parser("routing", help="does each turn reach the skill (or chat) that should answer it",
+                      description="Route real public prompts (IFEval -> chat, MBPP -> code, DialogSum -> "
+                                  "summarize, SQuAD with its article in the knowledge base -> qa) as the default "
+                                  "agent would, and report accuracy per source.")
+    p.add_argument("--data-dir", required=True, metavar="DIR", help="the shared data folder (../shared/data)")
+    p.add_argument("--part", default="heldout", choices=["tune", "heldout"])
+    p.add_argument("--per-source", type=int, default=None, help="a seeded sample of N per source")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--write-intents", metavar="FILE", help="instead: write the tune part's public intent examples")
+    p.set_defaults(func=_eval_routing)
+
+    p = ev.add_parser("facts", help="factual sanity questions (capitals, arithmetic, dates) with exact answers",
+                      description="Ask each question of a {q, a: [...]} JSONL file (default: the 62 shipped ones) "
+                                  "and count replies that contain an accepted answer.")
+    p.add_argument("--data", metavar="FILE", default=None, help="JSONL of {q, a} (default: the shipped set)")
+    p.add_argument("--mode", default="agent", choices=["raw", "agent", "agent-shared-memory"])
+    p.add_argument("--model", default=None, help="preset, directory, .gguf or HF id (default: the config's)")
+    p.add_argument("--repeats", type=int, default=1, help="ask every question N times (fresh sessions)")
+    p.add_argument("--temperature", type=float, default=None, help="override the sampling (for choosing defaults)")
+    p.add_argument("--repetition-penalty", type=float, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(func=_eval_facts)
+
+    p = ev.add_parser("recall-gate", help="calibrate the similarity a memory needs to reach the prompt",
+                      description="LoCoMo evidence vs non-evidence turns and IFEval prompts as off-topic queries; "
+                                  "tuned on 3 conversations and half the prompts, reported on the rest.")
+    p.add_argument("--locomo", required=True, metavar="FILE", help="locomo5_dev.json")
+    p.add_argument("--ifeval", required=True, metavar="FILE", help="IFEval input_data.jsonl")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(func=_eval_recall_gate)
+
 
 def _eval_lm(args: argparse.Namespace) -> int:
     from agent.toolbox.eval_lm import evaluate_lm, format_eval
@@ -134,6 +180,56 @@ def _eval_lm(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(result, ensure_ascii=False) if args.json else format_eval(result))
+    return 0
+
+
+def _eval_chat(args: argparse.Namespace) -> int:
+    from agent.toolbox.chat_eval import format_chat_eval, run_chat_eval
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    result = run_chat_eval(args.ifeval, mode=args.mode, model=args.model, limit=args.limit, seed=args.seed,
+                           output=args.output, progress=progress)
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_chat_eval(result))
+    return 0
+
+
+def _eval_facts(args: argparse.Namespace) -> int:
+    from agent.toolbox.chat_eval import run_facts_eval
+
+    overrides = {k: v for k, v in (("temperature", args.temperature), ("repetition_penalty", args.repetition_penalty),
+                                   ("max_new_tokens", args.max_new_tokens)) if v is not None}
+    result = run_facts_eval(mode=args.mode, model=args.model, data=args.data, generation=overrides or None,
+                            repeats=args.repeats)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(f"facts: {result['model']}, mode {result['mode']}: {result['accuracy']:.3f} of {result['n']} "
+              f"({result['generation']})")
+        for row in result["wrong"][:10]:
+            print(f"  wrong: {row['q']} -> {row['reply'][:80]!r}")
+    return 0
+
+
+def _eval_recall_gate(args: argparse.Namespace) -> int:
+    from agent.toolbox.recall_gate import calibrate_recall_gate, format_recall_gate
+
+    result = calibrate_recall_gate(args.locomo, args.ifeval)
+    print(json.dumps(result) if args.json else format_recall_gate(result))
+    return 0
+
+
+def _eval_routing(args: argparse.Namespace) -> int:
+    from agent.toolbox.routing_eval import evaluate_routing, format_routing, routing_set, write_public_intents
+
+    if args.write_intents:
+        count = write_public_intents(args.data_dir, args.write_intents)
+        print(f"wrote {count} examples to {args.write_intents}")
+        return 0
+    result = evaluate_routing(routing_set(args.data_dir, args.part, per_source=args.per_source))
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_routing(result))
     return 0
 
 

@@ -24,7 +24,8 @@ def register(groups: Any) -> None:
     """Add this module's commands to the parser groups."""
     p = groups.train.add_parser("intents", help="train an intent classifier on labelled texts",
                                 description="Train an intent head on the sentence embeddings of DATA and save it.")
-    p.add_argument("data", metavar="DATA", help="CSV/TSV, JSONL, Rasa nlu.yml or FILE.json#split[+split]")
+    p.add_argument("data", metavar="DATA", nargs="+",
+                   help="CSV/TSV, JSONL, Rasa nlu.yml or FILE.json#split[+split]; several are joined")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the classifier into")
     _common(p)
     p.set_defaults(func=_train_intents)
@@ -106,10 +107,13 @@ def _print(obj: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def _train_intents(args: argparse.Namespace) -> int:
-    from agent.understand.data import load_dataset
+    from agent.understand.data import Dataset, load_dataset
     from agent.understand.intents import IntentClassifier
 
-    data = load_dataset(args.data).require_trainable()
+    parts = [load_dataset(spec) for spec in args.data]
+    texts = [t for part in parts for t in part.texts]
+    labels = [label for part in parts for label in part.labels]
+    data = Dataset(texts, labels, " + ".join(args.data)).require_trainable()
     clf = IntentClassifier(_embedder(args.embedder)).fit(data.texts, data.labels, progress=_Progress("embedding"))
     folder = clf.save(args.output)
     info = clf.info

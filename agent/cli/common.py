@@ -34,6 +34,8 @@ class _Bar:
     def __call__(self, fraction: float, message: str) -> None:
         if fraction >= 0.95 and self.bar is None:
             return  # nothing slow happened (no conversion): stay quiet
+        if not sys.stderr.isatty():
+            return  # a log file or a pipe gets no bar redraws
         if self.bar is None:
             from tqdm import tqdm
 

@@ -60,8 +60,12 @@ def _setup_logging(verbosity: int) -> None:
     level = os.environ.get("LLMOS_LOG_LEVEL") or ("DEBUG" if verbosity > 1 else "INFO" if verbosity else "WARNING")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not verbosity:
-        # transformers' own progress bars and advice are noise in a CLI.
+        # transformers' own progress bars ("Loading weights", the GGUF conversion's nested
+        # bars) and advice are noise in a CLI: our one bar (common.tqdm_progress) says it all.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        if not sys.stderr.isatty():
+            os.environ.setdefault("TQDM_DISABLE", "1")  # no bar at all into a log or a pipe
 
 
 def main(argv: Sequence[str] | None = None) -> int:

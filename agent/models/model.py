@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agent.errors import BackendError, InputError
+from agent.models.loops import RepetitionGuard
 from agent.models.textstream import TextStream, stream_text
 from agent.options import GenerationOptions, with_overrides
 
@@ -114,6 +115,19 @@ class LanguageModel:
         return limit if 0 < limit < 1_000_000 else 512
 
     @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """How this model is meant to be sampled (:func:`agent.models.presets.sampling_defaults`):
+        its generation config's explicit values, or measured ones for the embedded model."""
+        from agent.models.presets import sampling_defaults
+
+        folder = getattr(self._model, "folder", None)  # a lean checkpoint
+        declared = None
+        config = getattr(self._model, "generation_config", None)
+        if folder is None and config is not None and hasattr(config, "to_diff_dict"):  # transformers: what was set
+            declared = {k: v for k, v in config.to_diff_dict().items() if not k.startswith("_")}
+        return sampling_defaults(self.name, folder, declared)
+
+    @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
@@ -201,6 +215,7 @@ class LanguageModel:
             return stream is None or stream.cancelled
 
         produced = 0
+        guard = RepetitionGuard()
         self._acquire(ref)
         try:
             source = (self.fast.generate(ids, options, should_stop=cancelled, eos_token_ids=self.eos_token_ids)
@@ -217,6 +232,9 @@ class LanguageModel:
                     yield int(token_id)
                     if cancelled():
                         break
+                    if guard.looping(int(token_id)):  # the same block over and over: end here, not at the cap
+                        log.debug("ending a reply that repeats a %d-token block", guard.period)
+                        break
             finally:
                 close = getattr(source, "close", None)
                 if close is not None:
@@ -228,7 +246,7 @@ class LanguageModel:
             return
         if stream.cancelled:
             stream.finish_reason = "cancelled"
-        elif produced >= options.max_new_tokens:
+        elif produced >= options.max_new_tokens and guard.period is None:
             stream.finish_reason = "length"
 
     def _hf_token_ids(self, ids: list[int], options: GenerationOptions,

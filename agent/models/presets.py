@@ -7,9 +7,12 @@ a directory the user points at. Nothing is ever downloaded at run time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["Preset", "PRESETS", "DEFAULT_MODEL", "find_preset"]
+__all__ = ["Preset", "PRESETS", "DEFAULT_MODEL", "find_preset", "sampling_defaults", "MEASURED_SAMPLING"]
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -22,6 +25,19 @@ class Preset:
     params: str
     description: str
     seq2seq: bool = False
+
+
+MEASURED_SAMPLING: dict[str, dict[str, Any]] = {
+    # SmolLM2-135M-Instruct ships no sampling values. Chosen on the factual sanity set
+    # (agent/toolbox/data/facts.jsonl, 62 questions, raw model, `llmos eval facts`) and 40
+    # IFEval prompts (seed 1; `llmos eval chat --mode raw --limit 40 --seed 1`), see README:
+    # greedy with a mild repetition penalty answers facts best among the settings that do not
+    # depend on luck, and the penalty keeps greedy replies from looping into the token cap.
+    "smollm2-135m": {"temperature": 0.0, "repetition_penalty": 1.1},
+}
+"""Sampling defaults measured for models that ship none (see ``llmos eval facts``)."""
+
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
 
 
 PRESETS: dict[str, Preset] = {
@@ -46,3 +62,26 @@ PRESETS: dict[str, Preset] = {
 
 def find_preset(name: str) -> Preset | None:
     return PRESETS.get(name.lower())
+
+
+def sampling_defaults(name: str, folder: str | Path | None = None, declared: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """The sampling options a model is meant to run with: from its ``generation_config.json``
+    when that sets any (``do_sample: false`` is greedy), else measured ones for a preset we
+    measured, else none (the library defaults apply). A user's explicit config wins over
+    these (the agent applies them only to options the config leaves unset). ``declared``: the
+    values a loaded generation config sets explicitly, instead of reading ``folder``."""
+    if declared is not None or folder is not None:
+        data = dict(declared or {})
+        path = Path(folder) / "generation_config.json" if folder is not None else None
+        try:
+            if not data and path is not None and path.is_file():
+                data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        found = {k: data[k] for k in _SAMPLING_KEYS if isinstance(data.get(k), (int, float))}
+        if data.get("do_sample") is False:
+            found = {**{k: v for k, v in found.items() if k == "repetition_penalty"}, "temperature": 0.0}
+        if found or "do_sample" in data:
+            return found
+    return dict(MEASURED_SAMPLING.get(name.lower(), {}))

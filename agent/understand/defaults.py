@@ -24,7 +24,14 @@ def default_intents_file() -> Path:
 
 
 def default_intent_dataset() -> Dataset:
-    return load_dataset(default_intents_file())
+    """``intents.yml`` (written for llmos) plus ``intents_public.yml`` (public prompts: IFEval
+    writing requests, MBPP code tasks; see :mod:`agent.toolbox.routing_eval`)."""
+    data = load_dataset(default_intents_file())
+    public = shipped_dir("intents_public.yml")
+    if public.is_file():
+        extra = load_dataset(public)
+        data = Dataset(data.texts + extra.texts, data.labels + extra.labels, "shipped intents")
+    return data
 
 
 def customizes_intents(config: UnderstandConfig) -> bool:

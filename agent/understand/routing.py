@@ -7,12 +7,28 @@ depend on the understanding config, so the manager and the tests share one defin
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection
+from typing import Any
 
 from agent.turn import Label
 from agent.understand.config import UnderstandConfig
 
-__all__ = ["route_for", "handoff_reason"]
+__all__ = ["route_for", "handoff_reason", "skill_accepts", "asks_to_summarize", "looks_like_question", "choose_skill",
+           "worth_remembering", "REQUEST_INTENTS"]
+
+REQUEST_INTENTS = frozenset({"question", "explain", "code_request", "summarize_request", "writing_request",
+                             "greeting", "goodbye", "thanks", "human_request"})
+"""Intents of turns that ask for something rather than tell something: not long-term memories."""
+
+# "Summarize this dialogue:", "Can you give me a short summary of the chat below?", "TL;DR:",
+# "Summarize the conversation above." -- a line that *is* the request, not "write a summary
+# of <something not given>" (a writing request, which chat answers).
+_SUMMARY_LINE = re.compile(
+    r"^\W*(please\s+|can\s+you\s+|could\s+you\s+|would\s+you\s+)?"
+    r"(summari[sz]e|sum\s+up|recap|tl;?\s?dr|give\s+me\s+(a\s+|the\s+)?(short\s+|brief\s+|quick\s+)?(summary|gist|recap|tl;?dr)"
+    r"|what\s+(did|do)\s+they\s+(agree|decide|say))\b",
+    re.IGNORECASE)
 
 
 def route_for(intent: Label | None, config: UnderstandConfig, *, has_knowledge_base: bool = False,
@@ -36,6 +52,80 @@ def route_for(intent: Label | None, config: UnderstandConfig, *, has_knowledge_b
     if available_skills is not None and skill not in available_skills:
         return None
     return skill
+
+
+def asks_to_summarize(text: str) -> bool:
+    """Whether the message is a summarize request with the text to summarize attached: its
+    first or last line (short) asks for a summary and other lines follow or precede it.
+
+    The intent head reads one embedding of the whole message, which a pasted dialogue or
+    article dominates; the request line decides here instead (DialogSum dialogues behind a
+    request were routed to chat 61% of the time by the head alone)."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 3:
+        return False
+    return any(len(line.split()) <= 25 and _SUMMARY_LINE.search(line.strip()) for line in (lines[0], lines[-1]))
+
+
+def skill_accepts(skill: Any, text: str, *, count_tokens: Callable[[str], int], **context: Any) -> bool:
+    """Whether an intent-routed ``skill`` has something to work on in ``text`` (its optional
+    ``accepts(text, count_tokens=..., memory=..., user_id=..., vector=...)``; a skill without
+    one takes every routed turn). A summarizer asked to "write a summary of a famous speech"
+    has no text to summarize, a QA skill whose documents say nothing about the question has
+    no answer: chat answers those. Slash commands skip this check."""
+    accepts = getattr(skill, "accepts", None)
+    if not callable(accepts):
+        return True
+    try:
+        return bool(accepts(text, count_tokens=count_tokens, **context))
+    except Exception:  # a broken check must not break the turn: let the skill decide
+        return True
+
+
+_QUESTION_START = re.compile(r"^\W*(who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|can|could"
+                             r"|should|would|will|has|have|had|in\s+what|in\s+which|to\s+what|to\s+whom|to\s+where)\b",
+                             re.IGNORECASE)
+
+
+def looks_like_question(text: str) -> bool:
+    """A one-line question ("Who did Alexander I marry?"): where a knowledge base exists,
+    the QA skill gets to check whether its documents answer it, whatever the intent head
+    made of the wording."""
+    clean = text.strip()
+    return "\n" not in clean and len(clean.split()) <= 40 and (clean.endswith("?") or bool(_QUESTION_START.match(clean)))
+
+
+def worth_remembering(text: str, intent: Label | None) -> bool:
+    """Whether a user turn tells something worth recalling later ("I live in Lyon", "my
+    order 4417 arrived broken") rather than asks for something (a question, a request to
+    write or code, a greeting): stored requests were recalled into unrelated later turns and
+    the small model answered them instead."""
+    if looks_like_question(text):
+        return False
+    return intent is None or intent.label not in REQUEST_INTENTS
+
+
+def choose_skill(text: str, intent: Label | None, config: UnderstandConfig, skills: dict[str, Any], *,
+                 has_knowledge_base: bool, count_tokens: Callable[[str], int], **context: Any) -> str | None:
+    """The skill an (unprefixed) turn goes to, or None for chat, in this order:
+
+    1. a summarize request with its text attached (:func:`asks_to_summarize`);
+    2. the intent -> skill map (:func:`route_for`), if the skill accepts the turn;
+    3. with a knowledge base, a plain question the QA skill finds passages for (also when
+       the intent pointed at a skill that refused the turn).
+
+    ``context`` (memory, user_id, vector) reaches the skills' ``accepts``."""
+    if "summarize" in skills and asks_to_summarize(text) and skill_accepts(
+            skills["summarize"], text, count_tokens=count_tokens, **context):
+        return "summarize"
+    routed = route_for(intent, config, available_skills=skills, has_knowledge_base=has_knowledge_base)
+    if routed is not None and skill_accepts(skills[routed], text, count_tokens=count_tokens, **context):
+        return routed
+    qa = next((name for name in config.knowledge_skills if name in skills), None)
+    if (qa is not None and routed != qa and has_knowledge_base and looks_like_question(text)
+            and skill_accepts(skills[qa], text, count_tokens=count_tokens, **context)):
+        return qa  # e.g. a question the intent head took for a summarize request
+    return None
 
 
 def handoff_reason(intent: Label | None, frustration: float | None, user_turns: int,

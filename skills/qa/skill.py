@@ -4,6 +4,7 @@ sources as [1], [2] with the list after the answer, or say it does not know."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from agent.errors import SkillError
 from skills.base import SkillRequest
@@ -46,6 +47,16 @@ class QASkill:
 
     def __init__(self, config: SkillsConfig | None = None) -> None:
         self.config: QAConfig = (config or SkillsConfig()).qa
+
+    def accepts(self, text: str, *, memory: Any = None, user_id: str | None = None, vector: Any = None,
+                **_: Any) -> bool:
+        """For a turn routed here by its intent (not ``/qa``): does the knowledge base (or the
+        user's memory) hold a passage above ``min_similarity`` for it? If not, chat answers:
+        "What is the capital of France?" to a support bot whose documents are about refunds
+        deserves "Paris", not "I don't know"."""
+        if memory is None or not text.strip():
+            return False
+        return bool(retrieve(memory, text.strip(), user_id=user_id, vector=vector, config=self.config))
 
     def run(self, request: SkillRequest) -> Iterator[str]:
         question = request.text.strip()

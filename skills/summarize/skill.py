@@ -9,7 +9,7 @@ pasted text (map-reduce over chunks when it is longer than the model's context).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -20,6 +20,8 @@ from skills.summarize.mapreduce import summarize_text
 
 __all__ = ["SummarizeSkill", "transcript_of", "find_document"]
 
+_ASKS_FOR_SESSION = re.compile(r"\b(summari[sz]e|recap|sum up)\b.{0,30}\b(our|this|the)\s+(conversation|chat|session|discussion)\b",
+                               re.IGNORECASE)
 _SESSION = re.compile(r"^(/\S+)?\s*((the|this|our|my)\s+)?(conversation|session|chat|discussion)"
                       r"(\s+so\s+far)?\W*$", re.IGNORECASE)
 
@@ -79,10 +81,24 @@ class SummarizeSkill:
     def __init__(self, config: SkillsConfig | None = None) -> None:
         self.config: SummarizeConfig = (config or SkillsConfig()).summarize
 
+    def accepts(self, text: str, *, count_tokens: Callable[[str], int], **_: Any) -> bool:
+        """For a turn routed here by its intent (not ``/summarize``): is there something to
+        summarize? The conversation ("summarize our chat"), or a text of at least
+        ``min_chunk_tokens`` besides the request's first line. Otherwise the turn asks to
+        *write* (a summary of a book, of a web page it cannot read), which chat does."""
+        clean = text.strip()
+        if _SESSION.match(clean) or _ASKS_FOR_SESSION.search(clean):
+            return True
+        body = clean.partition("\n")[2]
+        if not body.strip():  # one line: a request with the text after a colon, or no text
+            body = clean.partition(":")[2]
+        return count_tokens(body.strip()) >= self.config.min_chunk_tokens
+
     def target(self, request: SkillRequest) -> tuple[str, str, str]:
         """(what, kind, text): what is being summarised, the prompt kind, and its text."""
         text = request.text.strip()
-        if not text or text.startswith("/") or _SESSION.match(text):
+        asks_for_session = _ASKS_FOR_SESSION.search(text) and request.backend.count_tokens(text) < self.config.min_chunk_tokens
+        if not text or text.startswith("/") or _SESSION.match(text) or asks_for_session:
             body = transcript_of(request.history)
             if not body:
                 raise SkillError("there is no conversation to summarize yet: say something first, or use "

@@ -166,15 +166,57 @@ def test_recalled_text_is_reference_material_in_the_user_message(fake_config):
 
     backend, memory = FakeBackend(["ok"]), _Memory()
     agent = Agent(fake_config(), backend=backend, memory=memory, embedder=_Embedder())
-    reply = agent.chat("what did I say?", user_id="ann")
+    reply = agent.chat("I told you my cat is called Tom", user_id="ann")
     messages = backend.history[-1].messages
     assert REFERENCE_OPEN not in messages[0]["content"], "recalled text must never be in the system prompt"
     user = messages[-1]["content"]
-    assert user.startswith(REFERENCE_OPEN) and user.endswith("what did I say?")
+    assert user.startswith(REFERENCE_OPEN) and user.endswith("I told you my cat is called Tom")
     assert user.count("</reference>") == 1, "recalled text must not close the block early"
     assert [m.id for m in reply.memories] == [7]
-    assert memory.added[0][:2] == ("what did I say?", "ann")
+    assert memory.added[0][:2] == ("I told you my cat is called Tom", "ann")
     assert memory.added[0][2] is not None, "the turn's embedding is reused, not recomputed"
+
+
+class _ScoredMemory(_Memory):
+    """Hits with a dense similarity, as the real store reports them."""
+
+    def __init__(self, similarity):
+        super().__init__()
+        self.similarity = similarity
+
+    def search(self, query, k=5, user_id=None, kinds=None, *, vector=None):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(id=8, text="I live in Lyon", score=0.95, similarity=self.similarity, kind="turn",
+                                source=None)]
+
+
+@pytest.mark.parametrize(("similarity", "injected"), [(0.2, False), (None, False), (0.8, True)])
+def test_only_memories_about_the_turn_reach_the_prompt(fake_config, similarity, injected):
+    """A failing test first: "hello" recalled five unrelated memories at fused scores of
+    0.79-0.86, because the fused score ranks the unrelated too."""
+    from agent import Agent
+
+    backend = FakeBackend(["ok"])
+    agent = Agent(fake_config(), backend=backend, memory=_ScoredMemory(similarity), embedder=_Embedder())
+    reply = agent.chat("hello", user_id="ann")
+    assert bool(reply.memories) is injected
+    assert (REFERENCE_OPEN in backend.history[-1].messages[-1]["content"]) is injected
+
+
+def test_requests_and_questions_are_not_kept_as_memories(fake_config):
+    from agent import Agent
+
+    memory = _Memory()
+    agent = Agent(fake_config(), backend=FakeBackend(["ok"] * 4), memory=memory, embedder=_Embedder(),
+                  understanding=_Understanding())
+    agent.chat("where do I live?", user_id="ann")  # a question
+    agent.chat("I live in Lyon since May", user_id="ann")  # a statement (the fake says intent "question")
+    assert [a[0] for a in memory.added] == []
+    everything = Agent(fake_config(memory={"remember": "all"}), backend=FakeBackend(["ok"]), memory=memory,
+                       embedder=_Embedder(), understanding=_Understanding())
+    everything.chat("where do I live?", user_id="ann")
+    assert [a[0] for a in memory.added] == ["where do I live?"]
 
 
 def test_handoff_sets_the_flag_calls_hooks_and_switches_the_support_prompt(fake_config):

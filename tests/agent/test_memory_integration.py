@@ -71,7 +71,8 @@ def test_questions_go_to_qa_only_when_a_knowledge_base_exists(fake_config, tmp_p
         def analyze(self, text, vector, prior):
             return Understood(intent=Label(label="question", score=0.99))
 
-    config = fake_config(memory={"enabled": True})
+    # the fake embedder is not semantic: let every passage count as relevant here
+    config = fake_config(memory={"enabled": True}, skills={"qa": {"min_similarity": -1.0}})
     embedder = FakeEmbedder(dim=64)
     store = build_store(config.memory, data_dir=tmp_path / "memory", embedder=embedder)
     agent = Agent(config, backend=FakeBackend(), memory=store, embedder=embedder, understanding=AlwaysQuestion())
@@ -80,4 +81,9 @@ def test_questions_go_to_qa_only_when_a_knowledge_base_exists(fake_config, tmp_p
     doc.write_text("# Returns\nYou can return any item within 30 days of delivery.\n")
     ingest_paths(store, [doc])
     assert agent.chat("How long do I have to return an item?").skill == "qa"
+    # a knowledge base that holds nothing close enough to the question: chat answers, not
+    # "I don't know" from the QA skill
+    strict = fake_config(memory={"enabled": True}, skills={"qa": {"min_similarity": 0.99}})
+    agent = Agent(strict, backend=FakeBackend(), memory=store, embedder=embedder, understanding=AlwaysQuestion())
+    assert agent.chat("What is the capital of France?").skill is None
     agent.close()

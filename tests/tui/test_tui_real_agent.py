@@ -144,7 +144,8 @@ async def test_forgetting_a_recalled_memory_from_the_insight_panel(tmp_path: Pat
     from tui.widgets import InsightPanel
     from tui.widgets.insight import MemoryRow
 
-    agent = Agent(_config(tmp_path, memory={"enabled": True, "embedder": "fake"}))
+    # the fake embedder is not semantic: the recall gate (a cosine threshold) is off here
+    agent = Agent(_config(tmp_path, memory={"enabled": True, "embedder": "fake", "inject_min_similarity": -1.0}))
     assert agent.memory is not None
     agent.memory.add("The user's name is Ada and she likes tea", user_id="local", kind="fact")
     agent.memory.add("The user's cat is called Tea Cosy", user_id="local", kind="fact")
@@ -173,7 +174,7 @@ async def test_forgetting_a_recalled_memory_from_the_insight_panel(tmp_path: Pat
 async def test_attach_into_the_knowledge_base_or_into_the_message(tmp_path: Path) -> None:
     doc = tmp_path / "returns.md"
     doc.write_text("# Returns\n\nItems can be returned within 30 days for a full refund.\n", encoding="utf-8")
-    agent = Agent(_config(tmp_path, memory={"enabled": True, "embedder": "fake"}))
+    agent = Agent(_config(tmp_path, memory={"enabled": True, "embedder": "fake", "inject_min_similarity": -1.0}))
     assert agent.memory is not None
     app = ChatApp(agent)
     async with app.run_test(size=SIZE) as pilot:
