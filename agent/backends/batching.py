@@ -421,6 +421,12 @@ class BatchingBackend:
         self.context_window = model.context_window
         self._scheduler = _Scheduler(model, max_batch_size, window_ms, max_prefill_tokens)
 
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The model's own sampling defaults (the agent applies those its config leaves unset),
+        so `llmos serve` samples like `llmos ask`."""
+        return self.model.sampling_defaults
+
     @staticmethod
     def supports(model: LanguageModel) -> bool:
         """Decoder-only, full attention everywhere (a sliding window needs its own cache)."""
