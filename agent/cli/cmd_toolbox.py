@@ -130,8 +130,7 @@ def _register_eval(ev: Any) -> None:
                                   "offline with the official checkers, and report routing, memory, echo and "
                                   "length figures beside the scores.")
     p.add_argument("--ifeval", required=True, metavar="FILE", help="IFEval input_data.jsonl")
-    p.add_argument("--mode", default="agent", choices=["raw", "agent", "agent-shared-memory"])
-    p.add_argument("--model", default=None, help="preset, directory, .gguf or HF id (default: the config's)")
+    _add_turn_args(p)
     p.add_argument("--limit", type=int, default=None, help="a seeded sample of N prompts")
     p.add_argument("--seed", type=int, default=0, help="which sample --limit takes")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -153,8 +152,7 @@ def _register_eval(ev: Any) -> None:
                       description="Ask each question of a {q, a: [...]} JSONL file (default: the 62 shipped ones) "
                                   "and count replies that contain an accepted answer.")
     p.add_argument("--data", metavar="FILE", default=None, help="JSONL of {q, a} (default: the shipped set)")
-    p.add_argument("--mode", default="agent", choices=["raw", "agent", "agent-shared-memory"])
-    p.add_argument("--model", default=None, help="preset, directory, .gguf or HF id (default: the config's)")
+    _add_turn_args(p)
     p.add_argument("--repeats", type=int, default=1, help="ask every question N times (fresh sessions)")
     p.add_argument("--temperature", type=float, default=None, help="override the sampling (for choosing defaults)")
     p.add_argument("--repetition-penalty", type=float, default=None)
@@ -181,6 +179,12 @@ def _eval_lm(args: argparse.Namespace) -> int:
         Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(result, ensure_ascii=False) if args.json else format_eval(result))
     return 0
+
+
+def _add_turn_args(p: argparse.ArgumentParser) -> None:
+    """--mode and --model, as `eval chat` and `eval facts` share them."""
+    p.add_argument("--mode", default="agent", choices=["raw", "agent", "agent-shared-memory"])
+    p.add_argument("--model", default=None, help="preset, directory, .gguf or HF id (default: the config's)")
 
 
 def _eval_chat(args: argparse.Namespace) -> int:

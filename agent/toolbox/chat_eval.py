@@ -20,7 +20,8 @@ import json
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +57,39 @@ def run_chat_eval(ifeval: str | Path, *, mode: str = "agent", model: str | None 
     prompt's reply, skill and memories as JSONL; ``generation`` overrides sampling options
     (for choosing defaults). ``agent_factory(data_dir, model, generation)`` builds the agent
     (default: ``Agent`` with the default config); tests pass fakes."""
+    prompts = load_ifeval(ifeval, limit=limit, seed=seed)
+    with _evaluated_agent("chat", mode, model, generation, agent_factory) as (agent, seeded):
+        started = time.perf_counter()
+        rows = _answer(agent, seeded, prompts, mode, progress)
+        seconds = time.perf_counter() - started
+    return _report(prompts, rows, mode=mode, model=agent.model_name, seconds=seconds, output=output)
+
+
+@contextmanager
+def _evaluated_agent(name: str, mode: str, model: str | None, generation: dict[str, Any] | None,
+                     factory: Callable[..., Any] | None) -> Iterator[tuple[Any, _Seeded]]:
+    """An agent in a temporary data dir, its backend seeded per turn (:class:`_Seeded`),
+    closed afterwards."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    prompts = load_ifeval(ifeval, limit=limit, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="llmos-eval-chat-") as tmp:
-        agent = (agent_factory or _default_agent)(Path(tmp), model, generation)
+    with tempfile.TemporaryDirectory(prefix=f"llmos-eval-{name}-") as tmp:
+        agent = (factory or _default_agent)(Path(tmp), model, generation)
         try:
-            started = time.perf_counter()
-            rows = _answer(agent, prompts, mode, progress)
-            seconds = time.perf_counter() - started
+            seeded = agent.backend = _Seeded(agent.backend)
+            yield agent, seeded
         finally:
             agent.close()
-        name = agent.model_name
-    return _report(prompts, rows, mode=mode, model=name, seconds=seconds, output=output)
+
+
+def _ask(agent: Any, seeded: _Seeded, mode: str, text: str, user: str) -> dict[str, Any]:
+    """One turn in ``mode``: the bare model (``raw``) or the whole agent as ``user``."""
+    if mode == "raw":  # the model alone, with the agent's own sampling
+        stream = seeded.stream([{"role": "user", "content": text}], agent.config.generation)
+        return {"text": stream.text().strip(), "skill": None, "memories": 0, "intent": None,
+                "finish_reason": stream.finish_reason}
+    reply = agent.chat(text, user_id=user)
+    return {"text": reply.text, "skill": reply.skill, "memories": len(reply.memories),
+            "intent": reply.intent.label if reply.intent else None, "finish_reason": reply.finish_reason}
 
 
 def _default_agent(data_dir: Path, model: str | None, generation: dict[str, Any] | None = None) -> Any:
@@ -106,23 +127,13 @@ class _Seeded:
             close()
 
 
-def _answer(agent: Any, prompts: Sequence[IFEvalPrompt], mode: str,
+def _answer(agent: Any, seeded: _Seeded, prompts: Sequence[IFEvalPrompt], mode: str,
             progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    seeded = agent.backend = _Seeded(agent.backend)
     rows = []
     for i, p in enumerate(prompts):
         seeded.seed = p.key
-        if mode == "raw":  # the model alone, with the agent's own sampling
-            stream = seeded.stream([{"role": "user", "content": p.prompt}], agent.config.generation)
-            text = stream.text().strip()
-            rows.append({"key": p.key, "text": text, "skill": None, "memories": 0, "intent": None,
-                         "finish_reason": stream.finish_reason})
-        else:
-            user = "ifeval" if mode == "agent-shared-memory" else f"ifeval-{p.key}"
-            reply = agent.chat(p.prompt, user_id=user)
-            rows.append({"key": p.key, "text": reply.text, "skill": reply.skill, "memories": len(reply.memories),
-                         "intent": reply.intent.label if reply.intent else None,
-                         "finish_reason": reply.finish_reason})
+        user = "ifeval" if mode == "agent-shared-memory" else f"ifeval-{p.key}"
+        rows.append({"key": p.key, **_ask(agent, seeded, mode, p.prompt, user)})
         if progress is not None:
             progress(i + 1, len(prompts))
     return rows
@@ -171,30 +182,20 @@ def run_facts_eval(*, mode: str = "agent", model: str | None = None, data: str |
                    agent_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Ask each factual question (``repeats`` times, each in a fresh session and data dir
     state for the agent modes) and count replies that contain an accepted answer."""
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     facts = load_facts(data)
     correct, wrong = 0, []
-    with tempfile.TemporaryDirectory(prefix="llmos-eval-facts-") as tmp:
-        agent = (agent_factory or _default_agent)(Path(tmp), model, generation)
-        try:
-            seeded = agent.backend = _Seeded(agent.backend)
-            started = time.perf_counter()
-            for r in range(repeats):
-                for i, (question, answers) in enumerate(facts):
-                    seeded.seed = 1000 * r + i
-                    if mode == "raw":
-                        text = seeded.stream([{"role": "user", "content": question}], agent.config.generation).text()
-                    else:
-                        user = "facts" if mode == "agent-shared-memory" else f"facts-{r}-{i}"
-                        text = agent.chat(question, user_id=user).text
-                    if _answered(text, answers):
-                        correct += 1
-                    else:
-                        wrong.append({"q": question, "reply": text[:160]})
-            seconds = time.perf_counter() - started
-        finally:
-            agent.close()
+    with _evaluated_agent("facts", mode, model, generation, agent_factory) as (agent, seeded):
+        started = time.perf_counter()
+        for r in range(repeats):
+            for i, (question, answers) in enumerate(facts):
+                seeded.seed = 1000 * r + i
+                user = "facts" if mode == "agent-shared-memory" else f"facts-{r}-{i}"
+                text = _ask(agent, seeded, mode, question, user)["text"]
+                if _answered(text, answers):
+                    correct += 1
+                else:
+                    wrong.append({"q": question, "reply": text[:160]})
+        seconds = time.perf_counter() - started
     total = len(facts) * repeats
     return {"n": total, "mode": mode, "model": agent.model_name, "accuracy": round(correct / max(1, total), 4),
             "generation": agent.config.generation.model_dump(exclude={"stop"}), "seconds": round(seconds, 1),
