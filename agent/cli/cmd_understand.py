@@ -50,6 +50,18 @@ def register(groups: Any) -> None:
                         "embedding only, seconds (default: %(default)s)")
     p.add_argument("--branch-epochs", type=int, default=None, metavar="N", help="passes over the data (default: 3)")
     p.add_argument("--branch-lr", type=float, default=None, metavar="LR", help="peak learning rate (default: 1e-4)")
+    p.add_argument("--branch-head-lr", type=float, default=None, metavar="LR",
+                   help="peak learning rate of the branch's linear layer (default: 2e-3)")
+    p.add_argument("--branch-init", metavar="DIR",
+                   help="go on training the branch of this folder (e.g. the shipped model) instead of starting "
+                        "from the embedder's own layers: one epoch on new data costs minutes, not an hour")
+    p.add_argument("--exclude", metavar="DATA", action="append", default=[],
+                   help="drop training rows whose text is in DATA, so a benchmark stays unseen (VADER's movie "
+                        "snippets share sentences with SST-2's dev set); repeatable")
+    _polar(p)
+    p.add_argument("--rated-neutral", type=float, default=0.0, metavar="V",
+                   help="rated files: sentences with |valence| < V are neutral examples; the ones between V and "
+                        "--polar are left out (default: %(default)s: only the polar sentences are used)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the classifier into")
     _common(p)
     p.set_defaults(func=_train_sentiment)
@@ -66,8 +78,17 @@ def register(groups: Any) -> None:
 
     p = groups.eval.add_parser("sentiment", help="accuracy and macro-F1 of a sentiment head",
                                description="Evaluate the shipped sentiment head (or --model, or one trained on "
-                                           "--train) on --test.")
-    p.add_argument("--test", required=True, metavar="DATA")
+                                           "--train) on --test. A rated file (a 'valence' column, e.g. VADER's "
+                                           "snippets; FILE#heldout for its held-out part) reports accuracy on its "
+                                           "clearly polar sentences, a neutral label counting as wrong, and how "
+                                           "many of them came out neutral.")
+    p.add_argument("--test", required=True, metavar="DATA", nargs="+",
+                   help="labelled texts; several rated files are read as one set")
+    _polar(p)
+    p.add_argument("--exclude", metavar="DATA", action="append", default=[],
+                   help="leave out test sentences that also occur in DATA (e.g. SST-2's training set); repeatable")
+    p.add_argument("--neutral-band", type=float, default=None, metavar="B",
+                   help="label scores in (-B, B) neutral (default: the agent's understanding.neutral_band)")
     p.add_argument("--train", metavar="DATA", help="train a head on this first instead of the shipped one")
     p.add_argument("--model", metavar="DIR", help="a folder from `llmos train sentiment`")
     p.add_argument("--no-branch", action="store_true",
@@ -81,6 +102,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
                    help="sentence embedder (must match the agent's memory.embedder); default: %(default)s")
+
+
+def _polar(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--polar", type=float, default=None, metavar="V",
+                   help="rated files (a 'valence' column, -4..+4): sentences with |valence| >= V are polar, "
+                        "the others neutral (default: 0.5)")
+
+
+def _polar_of(args: argparse.Namespace) -> float:
+    from agent.understand.sentiment_data import POLAR_VALENCE
+
+    return POLAR_VALENCE if args.polar is None else float(args.polar)
 
 
 def _embedder(name: str) -> Any:
@@ -132,12 +165,16 @@ def _train_intents(args: argparse.Namespace) -> int:
 
 
 def _train_sentiment(args: argparse.Namespace) -> int:
-    from agent.understand.sentiment import SentimentClassifier
+    from collections import Counter
+
+    from agent.understand.sentiment import SentimentClassifier, normalize_sentiment_label
     from agent.understand.sentiment_data import sentiment_training_data
 
     data = sentiment_training_data(args.data, neutral=args.neutral, neutral_drop=args.neutral_drop,
                                    neutral_per_label=args.neutral_per_label, upweight=args.upweight,
-                                   upweight_times=args.upweight_times).require_trainable()
+                                   upweight_times=args.upweight_times, polar=_polar_of(args),
+                                   rated_neutral=args.rated_neutral,
+                                   exclude=args.exclude).require_trainable()
     clf = SentimentClassifier(_embedder(args.embedder))
     if args.branch:
         from dataclasses import replace
@@ -145,13 +182,15 @@ def _train_sentiment(args: argparse.Namespace) -> int:
         from agent.understand.branch_train import BranchSpec
 
         spec = replace(BranchSpec(depth=args.branch), **{k: v for k, v in (
-            ("epochs", args.branch_epochs), ("lr", args.branch_lr)) if v is not None})
-        clf.fit_branch(data.texts, data.labels, spec, progress=_Progress("branch"))
+            ("epochs", args.branch_epochs), ("lr", args.branch_lr), ("head_lr", args.branch_head_lr))
+            if v is not None})
+        clf.fit_branch(data.texts, data.labels, spec, progress=_Progress("branch"), init=args.branch_init)
     else:
         clf.fit(data.texts, data.labels, progress=_Progress("embedding"))
     folder = clf.save(args.output)
     info = clf.info
-    summary = {"output": str(folder), "examples": info["examples"], "labels": info["labels"],
+    counts = Counter(normalize_sentiment_label(label) for label in data.labels)
+    summary = {"output": str(folder), "examples": info["examples"], "labels": info["labels"], "counts": dict(counts),
                "train_seconds": info["train_seconds"], "embed_seconds": info["embed_seconds"]}
     text = (f"trained sentiment ({', '.join(info['labels'])}) on {info['examples']} examples -> {folder}\n"
             f"head {info['train_seconds']:.1f}s (+{info['embed_seconds']:.1f}s embedding)")
@@ -182,13 +221,26 @@ def _eval_intents(args: argparse.Namespace) -> int:
 
 
 def _eval_sentiment(args: argparse.Namespace) -> int:
-    from agent.understand.data import load_dataset
+    from agent.understand.data import combine, load_dataset
     from agent.understand.evaluate import evaluate_sentiment
     from agent.understand.metrics import format_report, save_confusion_png
     from agent.understand.sentiment import SentimentClassifier
+    from agent.understand.sentiment_data import (
+        combine_rated,
+        drop_texts,
+        evaluate_rated,
+        is_rated,
+        load_rated,
+        text_keys,
+    )
 
     embedder = _embedder(args.embedder)
-    test = load_dataset(args.test)
+    rated = [is_rated(spec) for spec in args.test]
+    if any(rated) and not all(rated):
+        from agent.errors import InputError
+
+        raise InputError("--test mixes rated files (a 'valence' column) with labelled ones: evaluate them "
+                         "in separate runs")
     if args.train:
         data = load_dataset(args.train).require_trainable()
         clf = SentimentClassifier(embedder).fit(data.texts, data.labels, progress=_Progress("embedding"))
@@ -199,8 +251,26 @@ def _eval_sentiment(args: argparse.Namespace) -> int:
         folder = args.model or shipped_dir("sentiment")
         clf = SentimentClassifier.load(folder, embedder, branch=not args.no_branch)
         source = str(folder) + (f" (branch of {clf.branch.depth} layers)" if clf.branch is not None else " (head)")
-    report = evaluate_sentiment(clf, test, embedder, progress=_Progress("embedding"))
+    if args.neutral_band is not None:
+        clf.neutral_band = args.neutral_band
+    seen = text_keys(args.exclude)
+    title = f"sentiment: {source} on {' + '.join(args.test)}"
+    if all(rated):
+        rated_set = combine_rated([load_rated(spec) for spec in args.test]).without(seen)
+        report = evaluate_rated(clf, rated_set, embedder, polar=_polar_of(args), progress=_Progress("embedding"))
+        title += f" (|valence| >= {_polar_of(args)})"
+    else:
+        test = drop_texts(combine([load_dataset(spec) for spec in args.test]), seen)
+        report = evaluate_sentiment(clf, test, embedder, progress=_Progress("embedding"))
+    if args.exclude:
+        report.extra["excluded"] = args.exclude
     if args.png:
         report.extra["png"] = str(save_confusion_png(report, args.png, title="sentiment"))
-    _print(report.to_json(), args.json, format_report(report, title=f"sentiment: {source} on {args.test}"))
+    text = format_report(report, title=title)
+    if all(rated):
+        extra = report.extra
+        text += (f"\npolar sentences: {extra['polar_rows']}, labelled neutral: {extra['polar_called_neutral']}; "
+                 f"sign accuracy {extra['polar_sign_accuracy']:.4f}; rated near 0: {extra['near_neutral_rows']}, "
+                 f"labelled neutral: {extra['near_neutral_called_neutral']}")
+    _print(report.to_json(), args.json, text)
     return 0

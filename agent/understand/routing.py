@@ -130,15 +130,21 @@ def choose_skill(text: str, intent: Label | None, config: UnderstandConfig, skil
 
 def handoff_reason(intent: Label | None, frustration: float | None, user_turns: int,
                    config: UnderstandConfig) -> str | None:
-    """Why this turn should go to a human (``"intent"`` or ``"frustration"``), or None.
+    """Why this turn should go to a human (``"intent"``, ``"strong_frustration"`` or
+    ``"frustration"``), or None.
 
-    ``user_turns`` counts the session's user turns including this one; frustration alone
-    escalates only after ``frustration_min_turns`` of them.
+    ``user_turns`` counts the session's user turns including this one. Frustration at or
+    above ``frustration_strong`` escalates at once, even on the first turn (one furious
+    message); below it, frustration escalates from ``frustration_threshold`` but only after
+    ``frustration_min_turns`` turns (sustained annoyance, not one blunt message).
     """
     if (intent is not None and intent.label == config.handoff_intent
             and intent.score >= config.handoff_min_confidence):
         return "intent"
-    if (frustration is not None and frustration >= config.frustration_threshold
-            and user_turns >= config.frustration_min_turns):
+    if frustration is None:
+        return None
+    if config.frustration_strong is not None and frustration >= config.frustration_strong:
+        return "strong_frustration"
+    if frustration >= config.frustration_threshold and user_turns >= config.frustration_min_turns:
         return "frustration"
     return None

@@ -6,7 +6,7 @@ Two ways to read a turn, stored side by side in one folder:
   n-grams, like the intent head; works with any embedder;
 - the branch (``branch.npz``, :mod:`agent.understand.branch`): the embedder's top layers,
   fine-tuned for sentiment, fed by a lower layer of the turn's own encoder pass. More
-  accurate (SST-2 dev 0.894 against the head's 0.848), and used whenever the folder has
+  accurate (SST-2 dev 0.891 against the head's 0.848), and used whenever the folder has
   one and the embedder can hand over that layer (the default MiniLM on CPU); otherwise
   the head runs.
 
@@ -31,17 +31,23 @@ from agent.errors import ConfigError, InputError
 from agent.understand.artifacts import Prediction, check_embedder, read_meta, write_meta
 from agent.understand.branch import BRANCH_FILE, BaseLayers, SentimentBranch
 from agent.understand.calibration import stratified_holdout
+from agent.understand.config import UnderstandConfig
 from agent.understand.embedding import Progress, embed_texts
 from agent.understand.head import Head, HeadSpec, fit_temperature, softmax, train_head
 
 if TYPE_CHECKING:
     from agent.understand.branch_train import BranchSpec
 
-__all__ = ["SentimentClassifier", "SentimentTraining", "normalize_sentiment_label", "POLARITIES"]
+__all__ = ["SentimentClassifier", "SentimentTraining", "normalize_sentiment_label", "POLARITIES",
+           "DEFAULT_NEUTRAL_BAND"]
 
 log = logging.getLogger(__name__)
 
 POLARITIES = ("negative", "neutral", "positive")
+
+DEFAULT_NEUTRAL_BAND: float = UnderstandConfig.model_fields["neutral_band"].default
+"""The agent's default band (``understanding.neutral_band``), so ``llmos eval`` measures
+what a turn gets."""
 
 _ALIASES = {
     "0": "negative", "neg": "negative", "negative": "negative", "-1": "negative", "-": "negative",
@@ -78,7 +84,7 @@ class SentimentClassifier:
 
     kind = "sentiment"
 
-    def __init__(self, embedder: Any = None, *, neutral_band: float = 0.35,
+    def __init__(self, embedder: Any = None, *, neutral_band: float = DEFAULT_NEUTRAL_BAND,
                  training: SentimentTraining = SentimentTraining()) -> None:
         if not 0.0 <= neutral_band < 1.0:
             raise InputError(f"neutral_band must be in [0, 1), got {neutral_band}")
@@ -120,10 +126,11 @@ class SentimentClassifier:
         return self
 
     def fit_branch(self, texts: Sequence[str], labels: Sequence[str], spec: BranchSpec | None = None, *,
-                   progress: Progress | None = None) -> SentimentClassifier:
+                   progress: Progress | None = None, init: str | Path | None = None) -> SentimentClassifier:
         """Train the head (the fallback) and a branch of the embedder's top ``spec.depth``
         layers (see :mod:`agent.understand.branch_train`). Needs the lean MiniLM path of a
-        :class:`~memory.embedder.SentenceEmbedder` (CPU, not int8)."""
+        :class:`~memory.embedder.SentenceEmbedder` (CPU, not int8). ``init``: a folder whose
+        branch (same depth, same labels) training goes on from, instead of the encoder's layers."""
         from agent.understand.branch_train import BranchSpec, build_token_cache, train_branch
 
         spec = spec or BranchSpec()
@@ -140,18 +147,24 @@ class SentimentClassifier:
         position = {text: i for i, text in enumerate(distinct)}
         rows = np.asarray([position[t] for t in texts], dtype=np.int64)
         tap = lean.num_layers - spec.depth
+        start_from = _start_branch(Path(init), tap, classes, lean.layer_weights) if init is not None else None
         start, start_cpu = time.perf_counter(), time.process_time()
         cache, vectors = build_token_cache(lean, distinct, tap, progress=progress)
         encode = {"encode_seconds": round(time.perf_counter() - start, 1),
                   "encode_cpu_seconds": round(time.process_time() - start_cpu, 1), "distinct_texts": len(distinct)}
         self.fit(texts, labels, vectors=vectors[rows])
-        init = [lean.layer_weights(i) for i in range(tap, lean.num_layers)]
-        branch, figures = train_branch(cache, rows, targets, len(classes), init, heads=lean.heads, eps=lean.eps,
-                                       tap=tap, spec=spec, progress=progress)
+        layers = [lean.layer_weights(i) for i in range(tap, lean.num_layers)]
+        head_init = None
+        if start_from is not None:
+            layers, head_init = start_from.layers, (start_from.weight, start_from.bias)
+        branch, figures = train_branch(cache, rows, targets, len(classes), layers, heads=lean.heads, eps=lean.eps,
+                                       tap=tap, spec=spec, progress=progress, head_init=head_init)
         self.embedder.keep_layer(tap)
         self._branch = branch
         self._meta["branch"] = {"file": BRANCH_FILE, "tap": tap, "depth": branch.depth,
                                 "embedder": getattr(self.embedder, "name", None), **encode, **figures}
+        if init is not None:
+            self._meta["branch"]["init"] = _describe_start(Path(init))
         return self
 
     @property
@@ -238,7 +251,7 @@ class SentimentClassifier:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, embedder: Any = None, *, neutral_band: float = 0.35,
+    def load(cls, folder: str | Path, embedder: Any = None, *, neutral_band: float = DEFAULT_NEUTRAL_BAND,
              branch: bool = True) -> SentimentClassifier:
         """Load a folder; its branch runs when it has one, ``branch`` is True and the
         embedder can hand over the branch's layer, else the head does."""
@@ -264,6 +277,29 @@ def _targets(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], np
     if "negative" not in classes or "positive" not in classes:
         raise InputError(f"sentiment data needs both negative and positive examples; found only {classes}")
     return classes, np.asarray([classes.index(p) for p in polarities], dtype=np.int64)
+
+
+def _start_branch(folder: Path, tap: int, classes: list[str], base: BaseLayers) -> SentimentBranch:
+    """The branch of ``folder`` to go on training: it must read the same tap and predict
+    the same classes."""
+    meta = read_meta(folder, SentimentClassifier.kind)
+    if not (folder / BRANCH_FILE).is_file():
+        raise InputError(f"{folder} has no {BRANCH_FILE} to start from: drop --branch-init, or name a folder "
+                         "written by `llmos train sentiment --branch K`")
+    branch = SentimentBranch.load(folder / BRANCH_FILE, base=base)
+    if branch.tap != tap or list(meta["labels"]) != classes:
+        raise InputError(f"the branch in {folder} reads layer {branch.tap} and predicts {meta['labels']}; this "
+                         f"training needs layer {tap} and {classes}: match --branch and the labels, or drop "
+                         "--branch-init")
+    return branch
+
+
+def _describe_start(folder: Path) -> dict[str, Any]:
+    """What a branch trained with ``init`` started from (its examples and training seconds,
+    so the total cost of the chain stays on record)."""
+    meta = read_meta(folder, SentimentClassifier.kind).get("branch", {})
+    return {"folder": str(folder), **{k: meta[k] for k in ("examples", "train_cpu_seconds", "encode_cpu_seconds")
+                                      if k in meta}}
 
 
 def _attach_branch(folder: Path, meta: dict[str, Any], embedder: Any) -> SentimentBranch | None:

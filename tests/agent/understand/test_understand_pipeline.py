@@ -58,7 +58,8 @@ def test_human_request_hands_off(heads) -> None:
 
 def test_sustained_frustration_hands_off(heads) -> None:
     intents, sentiment = heads
-    stage = build_understanding(UnderstandConfig(frustration_threshold=0.5), FakeEmbedder(),
+    # frustration_strong=None: only the sustained rule (one strong message: test_understand_handoff.py)
+    stage = build_understanding(UnderstandConfig(frustration_threshold=0.5, frustration_strong=None), FakeEmbedder(),
                                 intents=intents, sentiment=sentiment)
     angry = "my order is terrible and broken, awful"
     first = stage.analyze(angry, None, [])

@@ -47,7 +47,7 @@ def test_handoff_on_intent_or_sustained_frustration() -> None:
     human = Label(label="human_request", score=0.9)
     assert handoff_reason(human, 0.0, 1, cfg) == "intent"
     assert handoff_reason(Label(label="human_request", score=0.3), 0.0, 1, cfg) is None  # not sure enough
-    assert handoff_reason(Label(label="greeting", score=0.9), 0.9, 1, cfg) is None  # one blunt message
+    assert handoff_reason(Label(label="greeting", score=0.9), 0.85, 1, cfg) is None  # one blunt message
     assert handoff_reason(Label(label="complaint", score=0.9), 0.6, 2, cfg) == "frustration"
     assert handoff_reason(None, 0.4, 5, cfg) is None
     custom = UnderstandConfig(handoff_intent="agent_please", frustration_min_turns=1)
