@@ -5,6 +5,7 @@ the model its error (syntax error or failing test)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,30 @@ from skills.code.extract import (
 from skills.config import CodeConfig, SandboxConfig, SkillsConfig
 from skills.text import ask_model, closed_fence
 
-__all__ = ["CodeSkill", "CodeOutcome", "CODE_SYSTEM"]
+__all__ = ["CodeSkill", "CodeOutcome", "CODE_SYSTEM", "names_code"]
 
 # Deliberately plain: SmolLM2-135M writes working code for a bare request under its usual
 # system prompt, and garbles it under a longer one full of instructions (measured).
 CODE_SYSTEM = "You are a helpful AI assistant."
 TESTS_SYSTEM = "You write unit tests as plain Python assert statements, one per line, nothing else."
+
+
+# What a request for code names: the thing to write, a language, or code itself. Chosen on
+# the routing set's tune part (every MBPP train task names one; CLINC150's out-of-scope
+# questions "how do i find the area of a circle", "is autism a genetic disease" do not).
+_CODE_WORDS = re.compile(
+    r"\b(functions?|code|coding|program(s|ming)?|scripts?|class(es)?|methods?|regex(es)?|regular expression"
+    r"|lambda|algorithms?|implement\w*|recursi\w+|snippet|compile\w*|debug\w*|refactor\w*|unit tests?"
+    r"|sql|query|api|json|csv|html|css|dataframe|array|linked list|bash|shell command|one-liner)\b", re.I)
+# The languages of ``wants_language`` except Go ("how do i get better at go"): "golang" or
+# "go code" still count.
+_LANGUAGES = re.compile(r"(?<![\w+#])(python|javascript|typescript|rust|java|c\+\+|c#|ruby|kotlin|golang)(?![\w+#])", re.I)
+_CODE_SIGNS = re.compile(r"```|`[^`\n]+`|\bdef |\w\(\)|=>|[{};]\s*$", re.M)
+
+
+def names_code(text: str) -> bool:
+    """Does the turn ask for or show code? A word for code, a language, or code itself."""
+    return bool(_CODE_WORDS.search(text) or _LANGUAGES.search(text) or _CODE_SIGNS.search(text))
 
 
 @dataclass
@@ -78,6 +97,12 @@ class CodeSkill:
         self.config: CodeConfig = cfg.code
         self.sandbox_config: SandboxConfig = cfg.sandbox
         self._sandbox = sandbox
+
+    def accepts(self, text: str, **_: Any) -> bool:
+        """For a turn routed here by its intent (not ``/code``): does it name code (see
+        :func:`names_code`)? A plain question the intent head took for a coding task ("how
+        do i compute the median of a set of numbers") is answered by chat."""
+        return names_code(text)
 
     @property
     def executes_code(self) -> bool:
