@@ -1,7 +1,9 @@
 """llmos's terminal UI: ``llmos chat [--config FILE]`` runs :func:`run_chat`
 (:func:`build_app` builds the same app without running it, for tests).
 
-``ChatApp`` is imported lazily so that ``import tui`` (and ``llmos --help``) stay fast.
+``ChatApp`` is imported lazily so that ``import tui`` (and ``llmos --help``) stay fast. The
+app ``llmos chat`` runs reopens the session the user had open last (``tui-state.json`` in the
+data directory) and logs to ``chat.log`` there instead of over the screen.
 """
 
 from __future__ import annotations
@@ -31,15 +33,21 @@ def build_app(config_path: str | None = None, *, user_id: str = "local") -> Chat
     """
     from agent.config import load_config
     from tui.app import ChatApp
+    from tui.state import STATE_FILE
 
-    load_config(config_path)  # raises ConfigError with a clear message, before the UI starts
+    config = load_config(config_path)  # raises ConfigError with a clear message, before the UI starts
 
     def build(progress: Any) -> Any:
         from agent import Agent
+        from tui.handoff import attach_webhook
 
-        return Agent.from_config(config_path, progress=progress)
+        agent = Agent.from_config(config_path, progress=progress)
+        attach_webhook(agent)  # a handoff pages the config's helpdesk, as under `llmos serve`
+        return agent
 
-    return ChatApp(agent_factory=build, user_id=user_id)
+    data_dir = config.resolved_data_dir()
+    return ChatApp(agent_factory=build, user_id=user_id, state_file=data_dir / STATE_FILE,
+                   log_file=data_dir / "chat.log")
 
 
 def run_chat(config_path: str | None = None, *, user_id: str = "local") -> int:

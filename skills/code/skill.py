@@ -78,6 +78,23 @@ class CodeOutcome:
         return "Syntax checked." if self.language == "python" else ""
 
 
+def _reporting(until: Any, progress: Any, attempt: int, tries: int) -> Any:
+    """``until``, telling ``progress`` each time the code being written gains a line."""
+    if progress is None:
+        return until
+    lines = -1
+
+    def check(text: str) -> bool:
+        nonlocal lines
+        if text.count("\n") != lines:
+            lines = text.count("\n")
+            retry = f" (retry {attempt} of {tries - 1})" if attempt else ""
+            progress(attempt / tries, f"writing the code{retry}: {lines} line{'s' if lines != 1 else ''}")
+        return bool(until(text))
+
+    return check
+
+
 def _rank(out: CodeOutcome) -> int:
     """Which of two failed attempts to keep: code that parses beats code that does not."""
     return 0 if not out.code else 1 if out.syntax_error else 2
@@ -127,7 +144,9 @@ class CodeSkill:
         ask, tests = user_tests(request.text)
         if not ask or ask.startswith("/"):
             raise SkillError("say what to write after /code, e.g. /code a Python function that reverses a string")
-        outcome = self.solve(request.backend, ask, tests, should_stop=request.should_stop)
+        outcome = self.solve(request.backend, ask, tests, should_stop=request.should_stop, progress=request.progress)
+        if request.progress is not None:
+            request.progress(1.0, "code checked")
         request.extra["code"] = {k: v for k, v in vars(outcome).items() if k not in ("code", "history")}
         fence = outcome.language if outcome.language not in ("", "c++", "c#") else {"c++": "cpp", "c#": "csharp"}.get(
             outcome.language, "")
@@ -139,8 +158,11 @@ class CodeSkill:
         if status:
             yield f"\n\n{status}"
 
-    def solve(self, backend: Any, ask: str, tests: str = "", *, should_stop: Any = lambda: False) -> CodeOutcome:
-        """Generate, check and (if allowed) test; retry with the error up to ``retries`` times."""
+    def solve(self, backend: Any, ask: str, tests: str = "", *, should_stop: Any = lambda: False,
+              progress: Any = None) -> CodeOutcome:
+        """Generate, check and (if allowed) test; retry with the error up to ``retries`` times.
+        ``progress(fraction, message)`` hears how far the code is written: the reply only
+        comes out once it is checked, which takes a while on a small CPU model."""
         lang = wants_language(ask)
         out = CodeOutcome(language=lang, tests=tests, tests_by="user" if tests else None)
         history: list[dict[str, str]] = []
@@ -151,7 +173,8 @@ class CodeSkill:
                 break
             out.attempts = attempt + 1
             reply = ask_model(backend, CODE_SYSTEM, prompt, history=history,
-                              max_new_tokens=self.config.max_code_tokens, until=closed_fence)
+                              max_new_tokens=self.config.max_code_tokens,
+                              until=_reporting(closed_fence, progress, attempt, 1 + self.config.retries))
             out.history.append(reply)
             block = best_block(extract_blocks(reply), lang)
             if block is None:

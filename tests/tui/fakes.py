@@ -55,6 +55,9 @@ class Script:
     fail_after: int | None = None
     """Raise ``error`` after this many pieces."""
     error: Exception | None = None
+    handoff: bool = False
+    progress: list[tuple[float, str]] = field(default_factory=list)
+    """(fraction, message) reported before the first piece, as a long skill does."""
 
 
 def split_pieces(text: str) -> list[str]:
@@ -66,8 +69,10 @@ def split_pieces(text: str) -> list[str]:
 
 
 class FakeTurnStream:
-    def __init__(self, agent: FakeAgent, text: str, session: SessionInfo, user_id: str, script: Script) -> None:
+    def __init__(self, agent: FakeAgent, text: str, session: SessionInfo, user_id: str, script: Script,
+                 progress: Any = None) -> None:
         self._agent = agent
+        self._progress = progress
         self._text = text
         self._session = session
         self._user_id = user_id
@@ -84,6 +89,9 @@ class FakeTurnStream:
         started = time.perf_counter()
         produced: list[str] = []
         finish = "stop"
+        for fraction, what in script.progress:
+            if self._progress is not None:
+                self._progress(fraction, what)
         for index, piece in enumerate(script.pieces):
             agent._take(self._cancel)
             if self._cancel.is_set():
@@ -103,11 +111,15 @@ class FakeTurnStream:
             intent=Label(label=script.intent[0], score=script.intent[1]),
             sentiment=Label(label=script.sentiment[0], score=script.sentiment[1]),
             frustration=script.frustration, skill=script.skill, memories=list(script.memories),
+            handoff=script.handoff,
             timings_ms={"understand": 4.0, "recall": 2.5, "generate": 250.0, "total": 260.0},
             tokens=TokenCounts(prompt=42, completion=len(produced)), finish_reason=finish,
         )
         _ = started
         agent._persist(self._session, self._text, self.reply)
+        if self.reply.handoff:
+            for hook in agent.on_handoff:
+                hook(self.reply)
 
 
 class FakeAgent:
@@ -125,6 +137,8 @@ class FakeAgent:
         self._budget_changed = threading.Condition()
         self.calls: list[tuple[str, str | None]] = []
         self.documents: list[str] = []
+        self.on_handoff: list[Any] = []
+        """Called with the Reply of a turn that hands off, like Agent.on_handoff."""
         self.closed = False
         self._sessions: dict[str, SessionInfo] = {}
         self._history: dict[str, list[Message]] = {}
@@ -184,7 +198,7 @@ class FakeAgent:
         if session is None:
             session = self.new_session(user_id=user_id)
         script = self.scripts.popleft() if self.scripts else Script(pieces=split_pieces(f"You said: {text}"))
-        return FakeTurnStream(self, text, session, user_id, script)
+        return FakeTurnStream(self, text, session, user_id, script, progress)
 
     def chat(self, text: str, user_id: str = "local", session_id: str | None = None) -> Reply:
         stream = self.stream(text, user_id=user_id, session_id=session_id)

@@ -203,3 +203,31 @@ def test_escape_sequences_from_the_model_do_nothing_in_a_real_terminal(tmp_path:
         tmux.wait(lambda s: "EXITED 0" in s, 30, "the app to quit with status 0")
     finally:
         tmux("kill-server")
+
+
+def test_a_bracketed_paste_with_escape_bytes_lands_whole_and_in_order(tmp_path: Path) -> None:
+    """Textual's parser typed the bytes from a pasted ESC on as keys, ahead of the paste:
+    ``AAA BBB ␛[31mCCC`` came out as ``^[31mCCCAAA BBB``. The words stay in the pasted order,
+    the escape bytes inert, in the input and in the sent message."""
+    script = Path(__file__).with_name("fake_chat.py")
+    command = " ".join(map(shlex.quote, ["env", "TERM=xterm-256color", "TEXTUAL_ANIMATIONS=none", sys.executable,
+                                         str(script), str(tmp_path / "data")]))
+    tmux = Tmux(f"llmos-e2e-paste-{os.getpid()}")
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", "80", "-y", "24",
+         f"{command}; echo EXITED $?; sleep 120")
+    try:
+        tmux.wait(lambda s: "Type a message" in s, 60, "the app to start")
+        pasted = tmp_path / "paste.txt"
+        pasted.write_bytes(b"AAA BBB \x1b[31mCCC\x1b[0m DDD")
+        for attempt in range(2):  # it went wrong twice of two: try twice
+            tmux("send-keys", "-t", "chat", "-l", f"{attempt}: ")
+            tmux("load-buffer", "-b", "esc", str(pasted))
+            tmux("paste-buffer", "-p", "-d", "-b", "esc", "-t", "chat")
+            tmux.wait(lambda s, a=attempt: f"│ {a}: AAA BBB ␛[31mCCC␛[0m DDD " in s, 30, "the paste, in order")
+            tmux("send-keys", "-t", "chat", "Enter")
+            tmux.wait(lambda s, a=attempt: f"You said: {a}: AAA BBB ␛[31mCCC␛[0m DDD" in s, 30, "the reply")
+        assert "^[" not in tmux.screen()
+        tmux("send-keys", "-t", "chat", "C-q")
+        tmux.wait(lambda s: "EXITED 0" in s, 30, "the app to quit with status 0")
+    finally:
+        tmux("kill-server")

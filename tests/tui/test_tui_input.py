@@ -165,3 +165,55 @@ async def test_attach_a_file_to_the_knowledge_base(agent: FakeAgent, tmp_path: P
         chat(app).attach("kb", str(doc))
         await settle(pilot)
         assert any("memory is disabled" in n for n in notes(app))
+
+
+async def test_tab_in_the_attach_dialog_completes_the_path(agent: FakeAgent, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "returns-policy.md").write_text("# Returns\n", encoding="utf-8")
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, AttachFile)
+        field = app.screen.query_one("#path")
+        assert "Right/Tab completes the path" in "\n".join(screen_lines(app))
+        for key in str(tmp_path / "do"):
+            await pilot.press(key if key.isalnum() else {"/": "slash", "-": "minus", "_": "underscore",
+                                                         ".": "full_stop"}[key])
+        await pilot.press("tab")  # at once, before the suggestion worker has shown anything
+        assert field.value == str(folder) + "/" and field.has_focus  # type: ignore[attr-defined]
+        await pilot.press("r", "tab")
+        assert field.value == str(folder / "returns-policy.md") and field.has_focus  # type: ignore[attr-defined]
+        await pilot.press("tab")  # nothing left to complete: on to the buttons
+        assert not field.has_focus and app.focused is not None and app.focused.id == "kb"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert agent.documents == [str(folder / "returns-policy.md")]
+
+
+def test_a_bracketed_paste_with_escape_bytes_keeps_its_order() -> None:
+    """Textual's own parser typed the bytes after an ESC as keys, before the paste's start."""
+    from textual._xterm_parser import XTermParser
+
+    from tui.paste import PasteParser
+
+    data = "a\x1b[200~AAA BBB \x1b[31mCCC\x1b[0m DDD\x1b[201~b\x1b[A"
+
+    def tokens(parser: XTermParser, chunks: list[str]) -> list[tuple[str, str]]:
+        found = [token for chunk in chunks for token in parser.feed(chunk)]
+        return [(type(t).__name__, getattr(t, "text", None) or getattr(t, "key", "")) for t in found]
+
+    expected = [("Key", "a"), ("Paste", "AAA BBB \x1b[31mCCC\x1b[0m DDD"), ("Key", "b"), ("Key", "up")]
+    assert tokens(XTermParser(), [data]) != expected  # the bug this parser is here for
+    assert tokens(PasteParser(), [data]) == expected
+    assert tokens(PasteParser(), list(data)) == expected, "split anywhere, as reads can be"
+    assert tokens(PasteParser(), ["\x1b[200~x\x00y\x1b[201~"]) == [("Paste", "xy")]
+
+
+async def test_a_pasted_escape_sequence_lands_in_order_and_inert(agent: FakeAgent) -> None:
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "see: ")
+        app.post_message(events.Paste("AAA BBB \x1b[31mCCC\x1b[0m DDD"))
+        await pilot.pause()
+        assert prompt(app).text == "see: AAA BBB ␛[31mCCC␛[0m DDD"

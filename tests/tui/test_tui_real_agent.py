@@ -238,3 +238,46 @@ async def test_llmos_chat_config_runs_the_examples(example: str, name: str, monk
         missing = {"support_bot": "shop_orders", "tutor": "exercise"}[example]
         assert any(missing in n and "not installed" in n for n in notes(app)), notes(app)
         assert app.agent is not None and app.agent.config.name == name
+
+
+async def test_a_restart_reopens_the_session_the_user_was_in(tmp_path: Path) -> None:
+    """``llmos chat`` (tui.build_app) twice on one data dir: the second run opens the session
+    that was open when the first one quit, even when it is not the newest one."""
+    import tui
+    from tui.screens import ChatScreen
+
+    config = tmp_path / "chat.yaml"
+    config.write_text(f"model:\n  backend: fake\nmemory:\n  enabled: false\nunderstanding:\n  enabled: false\n"
+                      f"data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
+
+    async def run(steps):  # type: ignore[no-untyped-def]
+        app = tui.build_app(str(config))
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), timeout=60)
+            await settle(pilot)
+            result = await steps(app, pilot)
+            await app.action_quit()
+        return result
+
+    async def first(app, pilot):  # type: ignore[no-untyped-def]
+        await send(pilot, "the older session")
+        older = chat(app).session_id
+        await send(pilot, "/new")
+        await send(pilot, "the newer session")
+        await chat(app).open_session(older)  # back to the older one, then quit
+        await settle(pilot)
+        return older
+
+    async def second(app, pilot):  # type: ignore[no-untyped-def]
+        return chat(app).session_id, [v.text for v in messages(app)], chat(app).status.session
+
+    older = await run(first)
+    assert await run(second) == (older, ["the older session", "You said: the older session"], "the older session")
+
+    async def new_chat(app, pilot):  # type: ignore[no-untyped-def]
+        await send(pilot, "/new")
+        await send(pilot, "latest")
+        return chat(app).session_id
+
+    latest = await run(new_chat)
+    assert (await run(second))[0] == latest

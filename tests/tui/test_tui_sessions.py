@@ -137,6 +137,47 @@ async def test_export_writes_markdown(agent: FakeAgent, tmp_path: Path) -> None:
         assert written is not None and written.parent == tmp_path and written.suffix == ".md"
 
 
+async def test_ctrl_s_asks_where_and_says_the_full_path(agent: FakeAgent, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = ChatApp(agent)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "hello there")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, AskText), "Ctrl+S asks before it writes"
+        field = app.screen.query_one(Input)
+        default = Path(field.value)
+        assert default.is_absolute() and default.parent == tmp_path and default.name.startswith("llmos-hello-there-")
+        assert list(tmp_path.iterdir()) == [], "nothing is written before the user says where"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert list(tmp_path.iterdir()) == [] and not any("Exported" in n for n in notes(app))
+        # pick another place
+        target = tmp_path / "notes" / "greeting.md"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "hello there" in target.read_text(encoding="utf-8")
+        assert any(f"Exported 2 messages to {target}" in n for n in notes(app)), notes(app)
+        # the same file again: asked before it is replaced
+        await send(pilot, "/export")
+        assert isinstance(app.screen, AskText)
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await pilot.pause()
+        assert "You said: hello there" in target.read_text(encoding="utf-8")
+        # a relative /export FILE is said in full too
+        await send(pilot, "/export mine.md")
+        assert (tmp_path / "mine.md").is_file()
+        assert any(f"to {tmp_path / 'mine.md'}" in n for n in notes(app)), notes(app)
+
+
 async def test_insight_panel_shows_the_turn_and_forgets_a_memory(agent: FakeAgent) -> None:
     kept = agent.add_memory("The user's name is Ada", score=0.91, kind="fact")
     dropped = agent.add_memory("The user [red]likes[/] tea", score=0.62, kind="turn", source="chat")

@@ -17,11 +17,13 @@ from textual.screen import Screen
 from agent.errors import LlmosError
 from tui.commands import SlashCommand
 from tui.export import default_export_path, session_markdown, write_export
+from tui.handoff import handoff_note
 from tui.sanitize import neutralize, one_line
 from tui.screens.dialogs import AskText, AttachFile, Confirm
 from tui.screens.help import HelpScreen
 from tui.screens.memory import MemoryScreen
 from tui.screens.model import ModelScreen
+from tui.state import LastSession
 from tui.types import AgentLike
 from tui.widgets import Conversation, InsightPanel, PromptInput, SessionSidebar, StatusLine
 
@@ -39,7 +41,20 @@ class ChatActions(Screen[None]):
 
     agent: AgentLike
     user_id: str
-    session_id: str | None
+    last_session: LastSession | None = None
+    """Where the open session is remembered, so that a restart reopens it (None: nowhere)."""
+    _open_session: str | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        """The open session (None: a new chat, created on its first message)."""
+        return self._open_session
+
+    @session_id.setter
+    def session_id(self, session_id: str | None) -> None:
+        self._open_session = session_id
+        if self.last_session is not None:
+            self.last_session.set(self.user_id, session_id)
 
     @property
     def agent_name(self) -> str:
@@ -98,11 +113,23 @@ class ChatActions(Screen[None]):
         if history is None:
             return
         self.session_id = session_id
-        await self.conversation.load(history)
+        await self.conversation.load(history, notes=self.note_for)
         last = self.conversation.last_reply()
         self.insight.show(last.meta if last is not None else None)
         self.refresh_sessions()
         self.status.state = "ready"
+
+    def note_for(self, meta: dict[str, Any]) -> str | None:
+        """The note under a reply: a handoff to a person says so, and what happens next."""
+        return handoff_note(meta, self.agent) if meta.get("handoff") else None
+
+    def resumable(self) -> str | None:
+        """The session this user had open last, if it is still there."""
+        if self.last_session is None:
+            return None
+        last = self.last_session.get(self.user_id)
+        sessions = self._safely(lambda: list(self.agent.sessions(user_id=self.user_id))) or []
+        return last if any(session.id == last for session in sessions) else None
 
     async def new_session(self, title: str | None = None) -> None:
         await self.stop_generation()
@@ -159,7 +186,10 @@ class ChatActions(Screen[None]):
         elif command.name == "/forget":
             self._forget(arg)
         elif command.name == "/export":
-            self.export(arg)
+            if arg:
+                self.export(arg)
+            else:
+                self.action_export()
         elif command.name == "/model":
             self._show_model()
         elif command.name == "/attach":
@@ -207,9 +237,32 @@ class ChatActions(Screen[None]):
     # -- export --------------------------------------------------------------------------
 
     def action_export(self) -> None:
-        self.export("")
+        """Ask where to export the session (the full default path, editable), then write it."""
+        if not self.session_id:
+            self.notify("Nothing to export yet: send a message first.", severity="warning", markup=False)
+            return
+        default = default_export_path(self.status.session).absolute()
+
+        def chosen(answer: str | None) -> None:
+            if not answer or not answer.strip():
+                return
+            path = Path(answer.strip()).expanduser()
+            if not path.is_file():
+                self.export(str(path))
+                return
+
+            def replace(yes: bool | None) -> None:
+                if yes:
+                    self.export(str(path))
+
+            self.app.push_screen(Confirm(f"{path} exists: replace it?"), replace)
+
+        self.app.push_screen(AskText("Export the session as Markdown (Enter saves, Esc cancels)",
+                                     str(default), path=True), chosen)
 
     def export(self, target: str) -> Path | None:
+        """Write the session to ``target`` (a folder: a new file in it; empty: the current
+        directory) and say where, in full."""
         if not self.session_id:
             self.notify("Nothing to export yet: send a message first.", severity="warning", markup=False)
             return None
@@ -221,9 +274,10 @@ class ChatActions(Screen[None]):
         path = Path(target).expanduser() if target else default_export_path(title)
         if path.is_dir():
             path = default_export_path(title, path)
-        written = self._safely(write_export, path, markdown)
+        written = self._safely(write_export, path.absolute(), markdown)
         if written is not None:
-            self.notify(f"Exported {len(history)} messages to {written}", title="Export", markup=False)
+            self.notify(one_line(f"Exported {len(history)} messages to {written}", 600), title="Export",
+                        markup=False, timeout=10)
         return written
 
     # -- attach --------------------------------------------------------------------------

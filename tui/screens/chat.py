@@ -23,6 +23,7 @@ from tui import commands
 from tui.clipboard import copy_text
 from tui.sanitize import StreamNeutralizer, one_line
 from tui.screens.actions import WIDE, ChatActions
+from tui.state import LastSession
 from tui.types import AgentLike, TurnStreamLike
 from tui.widgets import (
     CommandHints,
@@ -59,11 +60,13 @@ class ChatScreen(ChatActions):
 
     generating: reactive[bool] = reactive(False)
 
-    def __init__(self, agent: AgentLike, *, user_id: str = "local", session_id: str | None = None) -> None:
+    def __init__(self, agent: AgentLike, *, user_id: str = "local", session_id: str | None = None,
+                 last_session: LastSession | None = None) -> None:
         super().__init__(id="chat")
         self.agent = agent
         self.user_id = user_id
-        self.session_id = session_id
+        self.last_session = last_session
+        self._open_session = session_id  # not remembered yet: on_mount may resume another
         self._stream: TurnStreamLike | None = None
         self._stop_requested = False
         self._worker: Worker[None] | None = None
@@ -84,8 +87,9 @@ class ChatScreen(ChatActions):
         self.insight.display = False
         self.query_one(CommandHints).display = False
         self.status.model = f"{self.agent_name} · {one_line(self.agent.model_name, 40)}"
-        if self.session_id:
-            await self.open_session(self.session_id)
+        session_id = self.session_id or self.resumable()
+        if session_id:
+            await self.open_session(session_id)
         else:
             self.refresh_sessions()
         self.prompt.focus()
@@ -163,8 +167,9 @@ class ChatScreen(ChatActions):
             self.views = views
 
     class _Progress(Message):
-        def __init__(self, fraction: float, what: str) -> None:
+        def __init__(self, view: MessageView, fraction: float, what: str) -> None:
             super().__init__()
+            self.view = view
             self.fraction = fraction
             self.what = what
 
@@ -179,7 +184,7 @@ class ChatScreen(ChatActions):
         post = self.post_message
 
         def progress(fraction: float, what: str) -> None:
-            post(self._Progress(fraction, what))
+            post(self._Progress(reply_view, fraction, what))
 
         try:
             stream = self.agent.stream(text, user_id=self.user_id, session_id=session_id, progress=progress)
@@ -214,8 +219,11 @@ class ChatScreen(ChatActions):
             self.refresh_sessions()
 
     def on_chat_screen__progress(self, message: _Progress) -> None:
-        if self.generating and message.fraction < 1.0:
-            self.status.state = f"working… {message.fraction:.0%} ({message.what})  (Esc stops)"
+        if not self.generating or message.fraction >= 1.0 or not message.view.is_attached:
+            return
+        message.view.show_progress(message.fraction, message.what)
+        done = f"{message.fraction:.0%} " if message.fraction > 0 else ""
+        self.status.state = f"working… {done}({one_line(message.what, 30)})  (Esc stops)"
 
     async def on_chat_screen__done(self, message: _Done) -> None:
         if not message.view.is_attached:
@@ -234,6 +242,8 @@ class ChatScreen(ChatActions):
         self.status.state = state
         self.insight.show(meta)
         self.refresh_sessions()
+        if note := self.note_for(meta):
+            await self.conversation.add_note(message.view, note)
 
     async def on_chat_screen__failed(self, message: _Failed) -> None:
         if not message.views[-1].is_attached:

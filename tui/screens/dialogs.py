@@ -15,24 +15,33 @@ from textual.widgets import Button, Input, Static
 
 from tui.sanitize import one_line
 
-__all__ = ["AskText", "Confirm", "AttachFile", "PathSuggester"]
+__all__ = ["AskText", "Confirm", "AttachFile", "PathSuggester", "PathInput"]
 
 
 class AskText(ModalScreen[str | None]):
-    """Ask for one line of text (a session title, a file name); None when cancelled."""
+    """Ask for one line of text (a session title, a file name); None when cancelled.
+    ``path=True``: the answer is a file path, and Right/Tab complete it."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
+    def __init__(self, question: str, value: str = "", placeholder: str = "", *, path: bool = False) -> None:
         super().__init__(classes="dialog-screen")
         self._question = question
         self._value = value
         self._placeholder = placeholder
+        self._path = path
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Content(one_line(self._question)), classes="dialog-title")
-            yield Input(self._value, placeholder=self._placeholder, id="answer")
+            yield Static(Content(one_line(self._question, 300)), classes="dialog-title")
+            if self._path:
+                yield PathInput(self._value, placeholder=self._placeholder, id="answer")
+            else:
+                yield Input(self._value, placeholder=self._placeholder, id="answer")
+
+    def on_mount(self) -> None:
+        answer = self.query_one("#answer", Input)
+        answer.cursor_position = len(answer.value)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -84,6 +93,26 @@ class PathSuggester(Suggester):
         return value + names[0][len(stem):] + ("/" if (folder / names[0]).is_dir() else "")
 
 
+class PathInput(Input):
+    """A path field: Right or Tab takes the suggested completion; Tab with nothing to
+    complete moves on to the next widget, as usual."""
+
+    BINDINGS = [Binding("tab", "complete", "Complete the path", show=False)]
+
+    def __init__(self, value: str = "", *, placeholder: str = "", id: str | None = None) -> None:
+        super().__init__(value, placeholder=placeholder, id=id, suggester=PathSuggester())
+
+    async def action_complete(self) -> None:
+        # Asked here rather than read from the suggestion shown: that one comes from a worker
+        # and may not be there yet when Tab follows the last key at once.
+        suggestion = await PathSuggester().get_suggestion(self.value) if self.cursor_at_end else None
+        if suggestion and suggestion != self.value:
+            self.value = suggestion
+            self.cursor_position = len(suggestion)
+        else:
+            self.screen.focus_next()
+
+
 class AttachFile(ModalScreen[tuple[str, str] | None]):
     """Pick a file and where it goes: ``("kb", path)`` or ``("message", path)``."""
 
@@ -96,7 +125,7 @@ class AttachFile(ModalScreen[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("Attach a file (Right/Tab completes the path)", classes="dialog-title")
-            yield Input(self._path, placeholder="path/to/file.md", id="path", suggester=PathSuggester())
+            yield PathInput(self._path, placeholder="path/to/file.md", id="path")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Knowledge base", id="kb", variant="primary", compact=True)
                 yield Button("Into message", id="message", compact=True)

@@ -7,19 +7,33 @@ new text again whenever it ends at the bottom."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.types import MessageLike
 from tui.widgets.message import MessageView
 
-__all__ = ["Conversation"]
+__all__ = ["Conversation", "Note"]
 
 WELCOME = ("Type a message and press Enter. Ctrl+J adds a line, /help lists the commands, "
            "F1 the keys.")
+
+
+Notes = Callable[[dict[str, Any]], str | None]
+"""A reply's meta -> the note to show under it (e.g. a handoff), or None."""
+
+
+class Note(Static):
+    """A line from the app itself under a reply (not a message: never sent, never copied)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Content(text), classes="note", markup=False)
 
 
 class Conversation(VerticalScroll, can_focus=False):
@@ -41,11 +55,18 @@ class Conversation(VerticalScroll, can_focus=False):
     def messages(self) -> list[MessageView]:
         return list(self._list.query_children(MessageView))
 
-    async def load(self, history: Sequence[MessageLike]) -> None:
-        """Show a stored session (replaces what is shown)."""
+    async def load(self, history: Sequence[MessageLike], notes: Notes | None = None) -> None:
+        """Show a stored session (replaces what is shown), with ``notes`` under the replies."""
         await self._list.remove_children()
-        views = [MessageView(m.role, m.content, meta=m.meta or {}, agent_name=self.agent_name)
-                 for m in history if m.role in ("user", "assistant")]
+        views: list[Widget] = []
+        for message in history:
+            if message.role not in ("user", "assistant"):
+                continue
+            views.append(MessageView(message.role, message.content, meta=message.meta or {},
+                                     agent_name=self.agent_name))
+            note = notes(message.meta or {}) if notes is not None and message.role == "assistant" else None
+            if note:
+                views.append(Note(note))
         if views:
             await self._list.mount_all(views)
         else:
@@ -56,11 +77,16 @@ class Conversation(VerticalScroll, can_focus=False):
         """Add the user's message and an empty reply to stream into."""
         await self._list.query_children(".welcome").remove()
         user = MessageView("user", text, agent_name=self.agent_name)
-        reply = MessageView("assistant", agent_name=self.agent_name)
-        reply.add_class("pending")
+        reply = MessageView("assistant", agent_name=self.agent_name, pending=True)
         await self._list.mount_all([user, reply])
         self.anchor()
         return user, reply
+
+    async def add_note(self, after: MessageView, text: str) -> Note:
+        """Show ``text`` as a note under ``after``."""
+        note = Note(text)
+        await self._list.mount(note, after=after)
+        return note
 
     def page(self, pages: int) -> None:
         """Scroll by whole pages (negative: up); at the end, follow new text again."""

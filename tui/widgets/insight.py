@@ -20,14 +20,32 @@ from tui.sanitize import neutralize, one_line
 __all__ = ["InsightPanel", "tokens_per_second"]
 
 
+MIN_STREAM_MS = 20.0
+"""A reply whose pieces came over less time than this after the first one was not decoded
+while it streamed (a skill's ready-made answer arrives in well under a millisecond): it gets
+no tokens/s, which would only divide its length by nothing."""
+
+
 def tokens_per_second(meta: dict[str, Any]) -> float | None:
-    """Completion tokens over the generate stage (or the whole turn), or None."""
-    completion = (meta.get("tokens") or {}).get("completion") or 0
+    """The decode rate of a reply the model generated as it streamed, or None.
+
+    Tokens after the first over the time from the first piece to the end of the generate stage
+    (as ``llmos bench`` measures decoding). A reply that did not stream over at least
+    :data:`MIN_STREAM_MS` has none: its tokens were counted from its text, not decoded then.
+    Stored replies without a first-token time fall back to tokens over the generate stage.
+    """
+    completion = float((meta.get("tokens") or {}).get("completion") or 0)
     timings = meta.get("timings_ms") or {}
-    ms = timings.get("generate") or timings.get("total")
-    if not completion or not ms:
+    generate = timings.get("generate") or timings.get("total")
+    if not completion or not generate:
         return None
-    return float(completion) / (float(ms) / 1000.0)
+    first = timings.get("first_token")
+    if first is None:
+        return completion / (float(generate) / 1000.0)
+    span = float(generate) - float(first)
+    if completion < 2 or span < MIN_STREAM_MS:
+        return None
+    return (completion - 1) / (span / 1000.0)
 
 
 def _label(value: Any) -> str:

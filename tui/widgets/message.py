@@ -4,11 +4,16 @@ Model and user text is Markdown *content*: it is neutralized (tui.sanitize) befo
 the widget, Textual markup in it is never interpreted, and its single newlines are kept
 (tui.linebreaks). An assistant message streams its
 reply through ``Markdown.get_stream``, which batches fragments so the UI never flickers.
+
+Until its first piece arrives, a pending reply shows on its role line that it is on its way:
+what the agent reports (a long skill's progress) and the seconds waited, right above where
+the text will appear.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from textual import events
@@ -17,13 +22,14 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from tui.linebreaks import LineBreaks, keep_line_breaks
 from tui.sanitize import neutralize
 
-__all__ = ["MessageView", "code_blocks"]
+__all__ = ["MessageView", "code_blocks", "progress_text"]
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[`~]*[ \t]*$", re.S | re.M)
 
@@ -31,6 +37,20 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n(.*?)^ {0,3}\1[`~]*[ \t]*$", r
 def code_blocks(markdown: str) -> list[str]:
     """The contents of the fenced code blocks in ``markdown``, in order."""
     return [match.group(2).rstrip("\n") for match in _FENCE.finditer(markdown)]
+
+
+def progress_text(fraction: float, what: str, waited: float) -> str:
+    """``▰▰▰▱▱▱▱▱ 40% · 2/5 parts · 6 s``: a skill's progress (no bar before it reports a
+    fraction) and the seconds waited so far."""
+    parts = []
+    if 0.0 < fraction < 1.0:
+        filled = round(fraction * 8)
+        parts.append(f"{'▰' * filled}{'▱' * (8 - filled)} {fraction:.0%}")
+    if what:
+        parts.append(neutralize(what))
+    if waited >= 1.0:
+        parts.append(f"{int(waited)} s")
+    return " · ".join(parts)
 
 
 _OWN_KEYS = ("c", "b")
@@ -66,8 +86,8 @@ class MessageView(Vertical, can_focus=True):
             self.what = what
 
     def __init__(self, role: str, text: str = "", *, meta: dict[str, Any] | None = None,
-                 agent_name: str = "llmos") -> None:
-        super().__init__(classes=f"message {role}")
+                 agent_name: str = "llmos", pending: bool = False) -> None:
+        super().__init__(classes=f"message {role}" + (" pending" if pending else ""))
         self.role = role
         self.text = neutralize(text)
         self.meta: dict[str, Any] = dict(meta or {})
@@ -75,14 +95,48 @@ class MessageView(Vertical, can_focus=True):
         self._stream: MarkdownStream | None = None
         self._breaks = LineBreaks()
         self._next_block = 0
+        self._since = time.monotonic()
+        self._progress = (0.0, "thinking…")
+        self._ticker: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._role_line(), classes="role", markup=False)
         yield Markdown(keep_line_breaks(self.text) or None, open_links=False, classes="body")
 
+    def on_mount(self) -> None:
+        if self.waiting:
+            self._ticker = self.set_interval(1.0, self._show_progress)
+
+    @property
+    def waiting(self) -> bool:
+        """A pending reply that has no text yet."""
+        return self.has_class("pending") and self._stream is None
+
+    def show_progress(self, fraction: float, what: str) -> None:
+        """What the agent reports while the reply is on its way (shown until its first piece)."""
+        self._progress = (fraction, what)
+        self._show_progress()
+
+    @property
+    def progress(self) -> str:
+        """What the role line says while the reply is on its way ("" once it is not)."""
+        return progress_text(*self._progress, time.monotonic() - self._since) if self.waiting else ""
+
+    def _show_progress(self) -> None:
+        if self.is_mounted:
+            self.query_one(".role", Static).update(self._role_line())
+
+    def _stop_waiting(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        self._show_progress()
+
     def _role_line(self) -> Content:
         if self.role == "user":
             return Content("you")
+        if self.waiting:
+            return Content(neutralize(f"{self._agent_name} · {self.progress}"))
         parts = [self._agent_name]
         if self.meta.get("skill"):
             parts.append(str(self.meta["skill"]))
@@ -106,6 +160,7 @@ class MessageView(Vertical, can_focus=True):
         if self._stream is None:
             self.remove_class("pending")
             self._stream = Markdown.get_stream(self.body)
+            self._stop_waiting()
         self.text += piece
         await self._stream.write(self._breaks.feed(piece))
 
@@ -115,6 +170,7 @@ class MessageView(Vertical, can_focus=True):
             await self._stream.stop()
             self._stream = None
         self.remove_class("pending")
+        self._stop_waiting()
         if meta is not None:
             self.meta = dict(meta)
         if not self.text and self.meta.get("finish_reason") == "cancelled":
