@@ -178,5 +178,6 @@ def test_auto_mode_picks_extractive_for_small_local_models():
     from skills.qa.skill import resolve_mode
 
     assert resolve_mode("auto", 135_000_000) == "extractive"
+    assert resolve_mode("auto", 494_000_000) == "combined"  # the 0.5B rung: F1 18.9 -> 39.2 (docs/models.md)
     assert resolve_mode("auto", 7_000_000_000) == "combined" and resolve_mode("auto", None) == "combined"
     assert resolve_mode("generative", 135_000_000) == "generative"
