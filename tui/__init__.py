@@ -1,4 +1,4 @@
-"""llmos's terminal UI: ``llmos chat [--config FILE]`` runs :func:`run_chat`
+"""llmos's terminal UI: ``llmos chat [--config FILE] [--model NAME]`` runs :func:`run_chat`
 (:func:`build_app` builds the same app without running it, for tests).
 
 ``ChatApp`` is imported lazily so that ``import tui`` (and ``llmos --help``) stay fast. The
@@ -24,8 +24,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tui' has no attribute {name!r}")
 
 
-def build_app(config_path: str | None = None, *, user_id: str = "local") -> ChatApp:
-    """The chat app for the agent that ``config_path`` describes (None: the default agent).
+def build_app(config_path: str | None = None, *, user_id: str = "local", model: str | None = None) -> ChatApp:
+    """The chat app for the agent that ``config_path`` describes (None: the default agent);
+    ``model`` (a preset, folder, .gguf file or HF id) replaces the config's model.
 
     The config is validated here, before any screen opens, so a bad file raises a
     :class:`~agent.errors.ConfigError` with a clear message; the model itself loads behind
@@ -35,13 +36,14 @@ def build_app(config_path: str | None = None, *, user_id: str = "local") -> Chat
     from tui.app import ChatApp
     from tui.state import STATE_FILE
 
-    config = load_config(config_path)  # raises ConfigError with a clear message, before the UI starts
+    # raises ConfigError with a clear message, before the UI starts
+    config = load_config(config_path, overrides={"model": {"name": model}} if model else None)
 
     def build(progress: Any) -> Any:
         from agent import Agent
         from tui.handoff import attach_webhook
 
-        agent = Agent.from_config(config_path, progress=progress)
+        agent = Agent.from_config(config, progress=progress)
         attach_webhook(agent)  # a handoff pages the config's helpdesk, as under `llmos serve`
         return agent
 
@@ -50,8 +52,8 @@ def build_app(config_path: str | None = None, *, user_id: str = "local") -> Chat
                    log_file=data_dir / "chat.log")
 
 
-def run_chat(config_path: str | None = None, *, user_id: str = "local") -> int:
+def run_chat(config_path: str | None = None, *, user_id: str = "local", model: str | None = None) -> int:
     """Run the chat app (see :func:`build_app`); returns the exit code."""
-    app = build_app(config_path, user_id=user_id)
+    app = build_app(config_path, user_id=user_id, model=model)
     app.run()
     return int(app.return_code or 0)

@@ -36,6 +36,7 @@ def register(groups: Any) -> None:
     pull.set_defaults(func=_pull)
 
     chat = top.add_parser("chat", help="the terminal chat UI")
+    chat.add_argument("--model", help="model preset, directory, .gguf file or HF id (overrides the config)")
     add_config_arg(chat)
     chat.set_defaults(func=_chat)
 
@@ -143,7 +144,7 @@ def _pull(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from tui import run_chat
 
-    return int(run_chat(args.config) or 0)
+    return int(run_chat(args.config, model=args.model) or 0)
 
 
 def _bench(args: argparse.Namespace) -> int:

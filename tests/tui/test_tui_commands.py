@@ -51,3 +51,18 @@ def test_export_markdown_is_neutralized(tmp_path: Path) -> None:
     assert '"skill": "qa"' in text
     path = default_export_path("My chat: #1!", tmp_path)
     assert path.parent == tmp_path and path.name.startswith("llmos-my-chat-1-") and path.suffix == ".md"
+
+
+def test_chat_takes_a_model_over_the_config(tmp_path: Path, monkeypatch) -> None:
+    """`llmos chat --model NAME` reaches the agent the app builds (and the CLI passes it on)."""
+    import agent
+    from agent.cli.main import build_parser
+
+    seen = []
+    monkeypatch.setattr(agent.Agent, "from_config", classmethod(lambda cls, config, **kw: seen.append(config)))
+    monkeypatch.setenv("LLMOS_DATA_DIR", str(tmp_path))
+    app = tui.build_app(None, model="qwen2.5-coder-0.5b")
+    app._factory(lambda _f, _m: None)
+    assert seen[0].model.name == "qwen2.5-coder-0.5b"
+    args = build_parser().parse_args(["chat", "--model", "qwen2.5-coder-0.5b"])
+    assert args.model == "qwen2.5-coder-0.5b"
