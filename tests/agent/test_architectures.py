@@ -47,7 +47,7 @@ def test_gpu_quantization_on_cpu_is_a_clear_error(tiny_model_dir):
 def test_unknown_and_missing_models_are_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="unknown model"):
         load_model("definitely-not-a-model")
-    with pytest.raises(ModelError, match="not available offline"):
+    with pytest.raises(ModelError, match="not on this machine: fetch it once with `llmos pull"):
         load_model("someorg/not-cached-anywhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no config.json"):
