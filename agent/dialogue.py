@@ -63,9 +63,11 @@ class TurnStream:
     """
 
     def __init__(self, agent: Agent, text: str, user_id: str, session_id: str, timer: _Timer,
-                 progress: Callable[[float, str], None] | None = None) -> None:
+                 progress: Callable[[float, str], None] | None = None, *, created: bool = False) -> None:
         self.session_id = session_id
         self.user_id = user_id
+        self.created = created
+        """The session was made for this turn (a turn that fails removes it again)."""
         self.progress = progress
         """Where a long skill (map-reduce summaries) reports (fraction done, message)."""
         self.reply: Reply | None = None
@@ -220,17 +222,31 @@ class Agent:
         timer = _Timer()
         with timer.stage("normalize"):
             clean = normalize_text(text, self.config.max_input_chars)
-        if session_id is None or not self.store.session_exists(session_id):
+        created = session_id is None or not self.store.session_exists(session_id)
+        if created:
             session_id = self.store.create_session(user_id, session_id=session_id).id
         else:
             self.store.create_session(user_id, session_id=session_id)  # checks ownership
-        return TurnStream(self, clean, user_id, session_id, timer, progress)
+        assert session_id is not None
+        return TurnStream(self, clean, user_id, session_id, timer, progress, created=created)
 
     def _session_lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())
 
     def _run(self, turn: TurnStream, text: str, timer: _Timer) -> Generator[str, None, None]:
+        """The turn; if it fails in a session made for it, the session goes too (nothing
+        half-written stays behind: no empty session for a turn that never happened)."""
+        try:
+            yield from self._stages(turn, text, timer)
+        except Exception:
+            if turn.created:
+                with self._session_lock(turn.session_id):
+                    if not self.store.messages(turn.session_id):
+                        self.store.delete_session(turn.session_id)
+            raise
+
+    def _stages(self, turn: TurnStream, text: str, timer: _Timer) -> Generator[str, None, None]:
         """The turn's stages; a generator so the reply streams out of the middle."""
         with self._session_lock(turn.session_id):
             with timer.stage("understand"):

@@ -6,11 +6,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["GenerationOptions", "with_overrides"]
+__all__ = ["GenerationOptions", "with_overrides", "SEED_MIN", "SEED_MAX", "GREEDY_BELOW"]
+
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+"""Seeds are 64-bit signed integers, as OpenAI's API documents them; torch's generators take
+every one of them (2**80 raised "Overflow when unpacking long long" inside the sampler)."""
+GREEDY_BELOW = 1e-5
+"""A temperature below this samples greedily: dividing the logits by 1e-40 makes them inf,
+and the softmax of inf is NaN (vLLM draws the same line)."""
 
 
 class GenerationOptions(BaseModel):
-    """How to sample a reply. ``temperature=0`` means greedy decoding."""
+    """How to sample a reply. ``temperature=0`` (or below :data:`GREEDY_BELOW`) means greedy decoding."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,8 +33,8 @@ class GenerationOptions(BaseModel):
     """Upper bound on generated tokens."""
     stop: tuple[str, ...] = ()
     """Stop generating when any of these strings appears; it is not part of the reply."""
-    seed: int | None = None
-    """Seed for the sampler, for reproducible replies."""
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+    """Seed for the sampler, for reproducible replies (a 64-bit signed integer)."""
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -47,7 +54,7 @@ class GenerationOptions(BaseModel):
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 def with_overrides(base: GenerationOptions, overrides: dict[str, Any]) -> GenerationOptions:

@@ -33,6 +33,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from agent.backends.base import Message
+from agent.backends.rowsampling import choose_tokens
 from agent.errors import BackendError, InputError
 from agent.models.model import LanguageModel
 from agent.models.textstream import TextStream, stream_text
@@ -180,31 +181,12 @@ def _similar_lengths(requests: list[_Request], waste: float = 0.25) -> list[list
     return groups
 
 
-def _choose(logits: Any, rows: Sequence[_Request], seen: Any) -> Any:
-    """Next token per row: repetition penalty, then greedy or temperature/top-k/top-p sampling
-    (the order transformers' ``generate`` applies them in)."""
-    import torch
-
-    penalty = torch.tensor([[r.options.repetition_penalty] for r in rows], dtype=logits.dtype, device=logits.device)
-    logits = torch.where(seen, torch.where(logits < 0, logits * penalty, logits / penalty), logits)
-    tokens = logits.argmax(-1)
-    for i, req in enumerate(rows):
-        opts = req.options
-        if opts.greedy:
-            continue
-        row = logits[i] / opts.temperature
-        if opts.top_k and opts.top_k < row.shape[-1]:
-            kth = torch.topk(row, opts.top_k).values[-1]
-            row = row.masked_fill(row < kth, float("-inf"))
-        if opts.top_p < 1.0:
-            ordered, order = torch.sort(row, descending=True)
-            cumulative = ordered.softmax(-1).cumsum(-1)
-            drop = cumulative - ordered.softmax(-1) >= opts.top_p  # keep the token that crosses top_p
-            row = row.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-        if req.rng is None and opts.seed is not None:
-            req.rng = torch.Generator(device=row.device).manual_seed(opts.seed)
-        tokens[i] = torch.multinomial(row.softmax(-1), 1, generator=req.rng)[0]
-    return tokens
+def _failed(req: _Request, exc: BaseException) -> None:
+    """End one sequence with its own error (the others carry on)."""
+    if not isinstance(exc, (BackendError, InputError)):
+        exc = BackendError(f"this request could not be sampled ({exc}): check its sampling options "
+                           "(temperature, top_p, top_k, seed)")
+    req.finish(error=exc)
 
 
 class _Scheduler:
@@ -304,13 +286,22 @@ class _Scheduler:
             admitted.append(self.waiting.popleft())
             budget -= len(admitted[-1].ids)
         for group in _similar_lengths(admitted):
-            try:
-                self._prefill(group)
-            except Exception as exc:
-                log.exception("prefill failed")
-                for req in group:
-                    req.finish(error=exc)
+            self._prefill_isolated(group)
         return True
+
+    def _prefill_isolated(self, group: list[_Request]) -> None:
+        """Prefill ``group``; if its forward pass fails, each sequence again on its own, so
+        only the one that cannot be prefilled ends (with its own error)."""
+        try:
+            self._prefill(group)
+        except Exception as exc:
+            if len(group) == 1:
+                log.warning("prefill failed for one request: %s", exc)
+                _failed(group[0], exc)
+                return
+            log.warning("a prefill group of %d failed (%s): prefilling them one by one", len(group), exc)
+            for req in group:
+                self._prefill_isolated([req])
 
     def _prefill(self, group: list[_Request]) -> None:
         """One forward pass over the group's prompts (left-padded), then into the batch."""
@@ -339,11 +330,21 @@ class _Scheduler:
         seen = torch.zeros(len(group), self.batch.vocab, dtype=torch.bool, device=device)
         for i, req in enumerate(group):
             seen[i, torch.tensor(req.ids, device=device)] = True
-        tokens = _choose(out.logits[:, -1, :].float(), group, seen).tolist()
-        keep = [i for i, (req, token) in enumerate(zip(group, tokens, strict=True)) if self._emit(req, token)]
-        if keep:
+        chosen, errors = choose_tokens(out.logits[:, -1, :].float(), group, seen)
+        tokens = chosen.tolist()
+        for i, exc in errors.items():
+            _failed(group[i], exc)
+        keep = [i for i, (req, token) in enumerate(zip(group, tokens, strict=True))
+                if i not in errors and self._emit(req, token)]
+        if not keep:
+            return
+        try:  # tokens went out already: a failure here must not make the caller prefill them again
             self.batch.add(cache, [group[i] for i in keep], [lengths[i] for i in keep], [tokens[i] for i in keep],
                            rows=keep)
+        except Exception as exc:
+            log.exception("joining the batch failed")
+            for i in keep:
+                _failed(group[i], exc)
 
     def _emit(self, req: _Request, token: int) -> bool:
         """Hand a token to its consumer; False when the sequence is over."""
@@ -383,12 +384,16 @@ class _Scheduler:
                                 position_ids=batch.positions[:, None], past_key_values=batch.cache, use_cache=True)
         batch.mask = torch.nn.functional.pad(batch.mask, (0, 1), value=1)
         batch.positions += 1
-        tokens = _choose(out.logits[:, -1, :].float(), batch.rows, batch.seen)
+        tokens, errors = choose_tokens(out.logits[:, -1, :].float(), batch.rows, batch.seen)
+        for i, exc in errors.items():
+            _failed(batch.rows[i], exc)
+            tokens[i] = 0  # a valid id for the bookkeeping below; the row is dropped
         batch.seen[torch.arange(len(batch.rows), device=batch.device), tokens] = True
         batch.pending = tokens
         self.steps += 1
         self.batched_rows += len(batch.rows)
-        keep = [i for i, (req, token) in enumerate(zip(batch.rows, tokens.tolist(), strict=True)) if self._emit(req, token)]
+        keep = [i for i, (req, token) in enumerate(zip(batch.rows, tokens.tolist(), strict=True))
+                if i not in errors and self._emit(req, token)]
         if len(keep) < len(batch.rows):
             batch.keep(keep)
 

@@ -148,6 +148,21 @@ def _register_eval(ev: Any) -> None:
     p.add_argument("--write-intents", metavar="FILE", help="instead: write the tune part's public intent examples")
     p.set_defaults(func=_eval_routing)
 
+    p = ev.add_parser("injection", help="prompt-injection success rates, direct and planted in memory/documents",
+                      description="Run the deepset injection test set and the Giskard prompts against the default "
+                                  "agent: as the user's message (does the system prompt's secret leak, does the "
+                                  "reply follow the attack), and planted in a memory or a knowledge-base document "
+                                  "that the user only asks about (chat, /qa, /summarize).")
+    p.add_argument("--data", required=True, metavar="DIR", help="the prompt_injections folder (../shared/data/...)")
+    p.add_argument("--model", default=None, help="preset, directory, .gguf or HF id (default: the config's)")
+    p.add_argument("--limit", type=int, default=None, help="a seeded sample of N attacks (of 95)")
+    p.add_argument("--seed", type=int, default=0, help="which sample --limit takes, and the sampling seed")
+    p.add_argument("--routes", default="chat,qa,summarize", help="indirect routes (default: chat,qa,summarize)")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="reply length cap (default 96)")
+    p.add_argument("--no-raw", dest="raw", action="store_false", help="skip the bare-model direct run")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.set_defaults(func=_eval_injection)
+
     p = ev.add_parser("facts", help="factual sanity questions (capitals, arithmetic, dates) with exact answers",
                       description="Ask each question of a {q, a: [...]} JSONL file (default: the 62 shipped ones) "
                                   "and count replies that contain an accepted answer.")
@@ -214,6 +229,20 @@ def _eval_facts(args: argparse.Namespace) -> int:
               f"({result['generation']})")
         for row in result["wrong"][:10]:
             print(f"  wrong: {row['q']} -> {row['reply'][:80]!r}")
+    return 0
+
+
+def _eval_injection(args: argparse.Namespace) -> int:
+    from agent.toolbox.injection_eval import format_injection_eval, run_injection_eval
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{done}/{total} turns", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    result = run_injection_eval(args.data, model=args.model, limit=args.limit, seed=args.seed, routes=routes,
+                                max_new_tokens=args.max_new_tokens, raw=args.raw, progress=progress)
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_injection_eval(result))
     return 0
 
 

@@ -6,12 +6,13 @@ Importing this package is cheap: FastAPI and uvicorn load with the names that ne
 ::
 
     app.py              create_app(agent), build_served_agent(config)
-    run.py              serve(config, host, port): uvicorn
+    run.py              serve(config, host, port): bind, then uvicorn
     config.py           ServerConfig: keys, limits, webhook, batching
     auth.py limits.py   who may call, and how much
     openai_routes.py    /v1/chat/completions, /v1/models
     session_routes.py   /v1/sessions..., /v1/users/...
     turns.py threads.py how OpenAI requests map onto stored sessions
+    session_ids.py      session ids are per user
     streaming.py        worker thread -> server-sent events, cancel on disconnect
     webhook.py          handoff notifications
     bench.py            bench_server(): load over loopback

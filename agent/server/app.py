@@ -8,13 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from agent.config import AgentConfig
 from agent.models.embedded import Progress
 from agent.server.config import ServerConfig
 from agent.server.errors import install_error_handlers
 from agent.server.limits import BodyLimitMiddleware
+from agent.server.openapi import install_openapi
+from agent.server.routing import principal
 from agent.server.state import ServerState
 
 __all__ = ["create_app", "build_served_agent"]
@@ -67,20 +71,39 @@ def create_app(agent: Any, config: ServerConfig | None = None) -> FastAPI:
         yield
         state.close()
 
-    app = FastAPI(title="llmos", description=_DESCRIPTION, version=_version(), lifespan=lifespan)
+    # The docs are added below, behind the API's auth unless server.docs says otherwise.
+    app = FastAPI(title="llmos", description=_DESCRIPTION, version=_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.llmos = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     install_error_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(session_routes.router)
+    install_openapi(app)
+    _add_docs(app, config.docs)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, Any]:
-        """Liveness: the server answers and which model it serves (no auth needed)."""
-        s: ServerState = request.app.state.llmos
-        return {"status": "ok", "model": s.agent_model, "backend": s.backend_model}
+    async def healthz() -> dict[str, Any]:
+        """Liveness, for anyone (no auth): the server answers. Nothing else is said here;
+        ``GET /v1/models`` names the models to authenticated clients."""
+        return {"status": "ok"}
 
     return app
+
+
+def _add_docs(app: FastAPI, mode: str) -> None:
+    """``/openapi.json`` and ``/docs`` (Swagger UI), per ``server.docs``."""
+    if mode == "off":
+        return
+    guard = [] if mode == "public" else [Depends(principal)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="llmos API")
 
 
 def _version() -> str:

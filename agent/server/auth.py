@@ -18,13 +18,14 @@ from starlette.requests import Request
 
 from agent.server.config import ANY_USER, ServerConfig
 from agent.server.errors import ApiError
+from agent.server.schemas import USER_ID_PATTERN
 
 __all__ = ["Principal", "Authenticator", "hash_key", "new_key", "check_user_id", "LOCAL_USER"]
 
 LOCAL_USER = "local"
 """The user a loopback client acts for when it names none (as ``llmos ask`` does)."""
 
-_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:+=/-]{0,127}$")
+_USER_ID = re.compile(USER_ID_PATTERN)
 
 
 def hash_key(key: str) -> str:

@@ -21,6 +21,7 @@ With no key configured the server answers loopback clients only.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -129,6 +130,10 @@ class ServerConfig(_Frozen):
     other busy processes, fewer threads than cores avoids threads spinning for a core."""
     model_alias: str | None = None
     """The model id clients name for the full agent pipeline (default: the agent's name)."""
+    docs: Literal["protected", "public", "off"] = "protected"
+    """The API docs (``/docs``) and the OpenAPI document (``/openapi.json``): ``protected``
+    behind the same auth as the API (with no keys: loopback clients only), ``public`` for
+    anyone, ``off`` not served."""
     allow_code_execution: bool = False
     """Keep skills that execute code (``executes_code = True``) reachable over HTTP. Off:
     such skills are removed from the served agent, since any client could run code."""

@@ -13,6 +13,7 @@ alone: the server never sends a traceback.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from http import HTTPStatus
 from typing import Any
@@ -24,13 +25,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.errors import BackendError, InputError, LlmosError
 
+_USER_HINT = "invalid user id: use 1-128 letters, digits or ._@:+=/- (starting with a letter or digit)"
+_HINTS = {
+    ("user", "string_pattern_mismatch"): _USER_HINT,
+    ("user_id", "string_pattern_mismatch"): _USER_HINT,
+    ("session_id", "string_pattern_mismatch"): "invalid session id: use 1-64 letters, digits, _ or -",
+    ("n", "less_than_equal"): "n > 1 is not supported: ask for one choice per request",
+}
+"""(field, pydantic error type) -> what to send instead, for the 400's message."""
+
 __all__ = ["ApiError", "error_payload", "error_response", "describe_exception", "install_error_handlers",
            "new_error_id"]
 
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
+          404: "not_found_error", 405: "invalid_request_error", 409: "conflict", 413: "request_too_large",
           429: "rate_limit_error", 502: "backend_error", 503: "overloaded_error"}
 
 
@@ -93,8 +103,19 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
             return "the request body is missing: send a JSON object (Content-Type: application/json)", None
         where = ".".join(loc) or "body"
         param = param or where
-        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        hint = _HINTS.get((loc[-1], kind)) if loc else None
+        problems.append(f"{where}: {hint}" if hint else f"{where}: {err.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(problems), param
+
+
+def _allowed(request: Request, fallback: str) -> str:
+    """Every method the API serves at this request's path (from the OpenAPI document, which
+    lists each path's operations together), else what Starlette said."""
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            return ", ".join(sorted(m.upper() for m in operations))
+    return fallback
 
 
 class ClientGone(Exception):
@@ -113,8 +134,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message, param = _validation_message(exc)
         return error_response(400, message, param=param)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 405:  # Starlette names the methods of one route, not all the path's
+            allow = _allowed(request, (getattr(exc, "headers", None) or {}).get("Allow", ""))
+            return error_response(405, "method not allowed on this endpoint", headers={"Allow": allow})
         messages = {404: "no such endpoint: see /docs for the API", 405: "method not allowed on this endpoint",
                     413: "the request body is too large"}
         phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else ""

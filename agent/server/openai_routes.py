@@ -64,8 +64,6 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
                            who: Caller) -> Any:
     """OpenAI chat completions; ``stream: true`` answers with server-sent events."""
     state = get_state(request)
-    if body.n not in (None, 1):
-        raise ApiError(400, "n > 1 is not supported: ask for one choice per request", param="n")
     if len(body.messages) > state.config.max_messages:
         raise ApiError(400, f"too many messages ({len(body.messages)}; the limit is {state.config.max_messages}): "
                             "send the recent ones, or continue a stored session with session_id", param="messages")
@@ -76,26 +74,30 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
     model = body.model if plain else state.agent_model
     head = _Head(reply_id, created, model)
     usage = bool(body.stream_options and body.stream_options.include_usage)
-    release = state.limiter.acquire(who)
+    # Everything that can refuse the request runs before a turn slot is taken: a slot taken
+    # and not given back would answer 429 to this key for good.
     if plain:
+        chat = _plain_messages(body.messages)
+        release = state.limiter.acquire(who)
         try:
-            return await _plain(state, body.messages, options, body.stream, usage, head, release)
+            return await _plain(state, chat, options, body.stream, usage, head, release)
         except BaseException:
             release()
             raise
     history, text = split_conversation(body.messages)
+    release = state.limiter.acquire(who)
 
     def start() -> Source:
         prepared = prepare_turn(state, user, body.session_id, history, text)
-        return Source(prepared.turn, prepared.turn.cancel, lambda: finish_turn(state, prepared), prepared)
+        return Source(prepared.pieces(state), prepared.turn.cancel, lambda: finish_turn(state, prepared), prepared)
 
     pump = start_pump(start, executor=state.executor, options=options, release=release, flush_s=state.flush_s)
     if not body.stream:
         reply = await pump.result(request.is_disconnected)  # ClientGone: answered 499 (errors.py)
         payload = head.completion(reply.text, reply.finish_reason, reply.tokens.prompt, reply.tokens.completion)
-        payload["llmos"] = reply_meta(reply)
-        return JSONResponse(payload, headers={"X-Llmos-Session": reply.session_id})
-    session = (await pump.started()).info.turn.session_id
+        payload["llmos"] = meta = reply_meta(reply)
+        return JSONResponse(payload, headers={"X-Llmos-Session": meta["session_id"]})
+    session = (await pump.started()).info.session_id
     return StreamingResponse(_events(pump, head, usage, {"session_id": session, "user_id": user}),
                              media_type="text/event-stream", headers={**SSE_HEADERS, "X-Llmos-Session": session})
 
@@ -171,11 +173,15 @@ def _result(value: Any) -> tuple[int, int, str | None, dict[str, Any]]:
     return value.tokens.prompt, value.tokens.completion, value.finish_reason, {"llmos": reply_meta(value)}
 
 
-async def _plain(state: ServerState, messages: list[ChatMessage], options: GenerationOptions, stream: bool,
+def _plain_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """The request's messages for a plain model call (``tool`` messages left out)."""
+    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+    return [{"role": roles[m.role], "content": m.text()} for m in messages if m.role in roles]
+
+
+async def _plain(state: ServerState, chat: list[dict[str, str]], options: GenerationOptions, stream: bool,
                  usage: bool, head: _Head, release: Callable[[], None]) -> Any:
     """A stateless call to the backend model with the request's messages as they are."""
-    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-    chat = [{"role": roles[m.role], "content": m.text()} for m in messages if m.role in roles]
     backend = state.raw_backend
     if stream:
         def start() -> Source:

@@ -4,19 +4,25 @@ names the field); unknown OpenAI fields are ignored, as OpenAI-compatible server
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.options import SEED_MAX, SEED_MIN
 from agent.server.errors import ApiError
 
 __all__ = [
     "ContentPart", "ChatMessage", "StreamOptions", "SamplingFields", "ChatCompletionRequest", "LlmosMeta",
     "ChatCompletion", "SessionCreate", "SessionRename", "MessageCreate", "SessionOut", "MessageOut",
-    "SessionDetail", "SESSION_ID_PATTERN",
+    "SessionDetail", "SESSION_ID_PATTERN", "USER_ID_PATTERN",
 ]
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:+=/-]{0,127}$"
+"""A user id is a namespace key: 1-128 characters, letters, digits and ``._@:+=/-``."""
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class _Request(BaseModel):
@@ -53,6 +59,7 @@ class SamplingFields(_Request):
     """Per-request sampling parameters; unset ones keep the agent's configured values."""
 
     temperature: float | None = Field(default=None, ge=0.0, le=5.0)
+    """0 (or below 1e-5) decodes greedily."""
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     top_k: int | None = Field(default=None, ge=0)
     """Extension (as in vLLM)."""
@@ -60,8 +67,12 @@ class SamplingFields(_Request):
     """Extension (as in vLLM)."""
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: NonEmpty | Annotated[list[NonEmpty], Field(max_length=4)] | None = None
+    """Up to 4 non-empty strings."""
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX,
+                             json_schema_extra={"minimum": SEED_MIN + 1024, "maximum": SEED_MAX - 1023})
+    """A 64-bit signed integer, as in OpenAI's API. (The document's bounds are the widest a
+    JSON number compared as a double keeps inside; the server takes the whole range.)"""
 
     def overrides(self) -> dict[str, Any]:
         """The fields set, as :class:`~agent.options.GenerationOptions` keys."""
@@ -85,15 +96,21 @@ class ChatCompletionRequest(SamplingFields):
     """``POST /v1/chat/completions``. llmos extensions: ``session_id`` (continue a stored
     session), ``top_k`` and ``repetition_penalty``."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model": "llmos", "user": "customer-42", "messages": [{"role": "user", "content": "Where is my order?"}]},
+        {"model": "llmos", "stream": True, "session_id": "ticket-42", "temperature": 0.7, "seed": 7,
+         "messages": [{"role": "user", "content": "Thanks!"}]}]})
+
     model: str = Field(default="", max_length=256)
     """The agent's model id (full dialogue pipeline) or the backend model's id (plain model
     call, no memory or sessions); see ``GET /v1/models``. Any other name means the agent."""
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, max_length=128)
+    user: str | None = Field(default=None, pattern=USER_ID_PATTERN)
     """The end user: selects the memory namespace (must be allowed for the API key)."""
-    n: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=1)
+    """Choices per request: only 1."""
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
     """Extension: continue this session (the server's history is used; earlier messages in
     the request are ignored). Without it the session is found from the conversation so far."""
@@ -127,7 +144,7 @@ class ChatCompletion(BaseModel):
 
 
 class SessionCreate(_Request):
-    user: str | None = Field(default=None, max_length=128)
+    user: str | None = Field(default=None, pattern=USER_ID_PATTERN)
     """The user the session belongs to (default: the API key's default user)."""
     title: str = Field(default="", max_length=200)
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
@@ -140,6 +157,8 @@ class SessionRename(_Request):
 
 class MessageCreate(SamplingFields):
     """``POST /v1/sessions/{id}/messages``: one user turn through the whole pipeline."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"content": "Where is my order?"}]})
 
     content: str = Field(min_length=1)
     stream: bool = False

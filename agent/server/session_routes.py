@@ -5,12 +5,15 @@ and users' memories.
 
     POST   /v1/sessions                     create            {user?, title?, session_id?}
     GET    /v1/sessions?user=U              list a user's sessions, newest first
-    GET    /v1/sessions/{id}                one session with its messages
-    PATCH  /v1/sessions/{id}                rename            {title}
-    DELETE /v1/sessions/{id}                delete it and its messages
-    POST   /v1/sessions/{id}/messages       one turn          {content, stream?, temperature?, ...}
+    GET    /v1/sessions/{id}[?user=U]       one session with its messages
+    PATCH  /v1/sessions/{id}[?user=U]       rename            {title}
+    DELETE /v1/sessions/{id}[?user=U]       delete it and its messages
+    POST   /v1/sessions/{id}/messages[?user=U]  one turn      {content, stream?, temperature?, ...}
     GET    /v1/users/{user}/memories        what the agent remembers about a user
     DELETE /v1/users/{user}                 forget a user: memories, sessions, messages
+
+Session ids are per user (:mod:`agent.server.session_ids`): ``?user=`` names whose session
+an id means, needed only when the key acts for several users that each have one.
 
 A streamed turn is server-sent events: ``{"type": "session", ...}``, then ``{"type":
 "delta", "text": ...}`` per piece, then ``{"type": "reply", "reply": {...}}`` (the whole
@@ -32,12 +35,14 @@ from agent.server.overrides import merged_options
 from agent.server.routing import Caller, CheckedRoute, get_state
 from agent.server.schemas import (
     SESSION_ID_PATTERN,
+    USER_ID_PATTERN,
     MessageCreate,
     SessionCreate,
     SessionDetail,
     SessionOut,
     SessionRename,
 )
+from agent.server.session_ids import public_id, stored_id
 from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse, start_pump
 
 __all__ = ["router"]
@@ -45,10 +50,17 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", route_class=CheckedRoute, tags=["sessions"])
 
 SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="a session id")]
+OfUser = Annotated[str | None, Query(pattern=USER_ID_PATTERN, description="whose session (keys acting for several users)")]
+UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, description="a user id")]
 
 
 def _session(info: Any) -> dict[str, Any]:
-    return {"object": "session", **dataclasses.asdict(info)}
+    return {"object": "session", **dataclasses.asdict(info), "id": public_id(info.id, info.user_id)}
+
+
+def public_reply(reply: Any) -> dict[str, Any]:
+    """A :class:`~agent.turn.Reply` as JSON, with the session id the client knows."""
+    return {**reply.model_dump(mode="json"), "session_id": public_id(reply.session_id, reply.user_id)}
 
 
 @router.post("/sessions", status_code=201, response_model=SessionOut)
@@ -56,15 +68,20 @@ async def create_session(body: SessionCreate, request: Request, who: Caller) -> 
     """Start a session for a user (the key's default user when none is named)."""
     state = get_state(request)
     user = who.resolve_user(body.user)
-    if body.session_id is not None and await state.call(state.session_info, body.session_id) is not None:
-        raise ApiError(409, f"session {body.session_id!r} already exists: choose another id", param="session_id")
-    info = await state.call(state.agent.store.create_session, user, body.title, body.session_id)
+    chosen = None
+    if body.session_id is not None:
+        # Only this user's own sessions can be in the way: ids are per user.
+        if await state.call(state.find_session, user, body.session_id) is not None:
+            raise ApiError(409, f"user {user!r} already has a session {body.session_id!r}: continue it, or choose "
+                                "another id", param="session_id", code="session_exists")
+        chosen = stored_id(user, body.session_id)
+    info = await state.call(state.agent.store.create_session, user, body.title, chosen)
     return JSONResponse(_session(info), status_code=201)
 
 
 @router.get("/sessions")
 async def list_sessions(request: Request, who: Caller,
-                        user: Annotated[str | None, Query(max_length=128)] = None) -> dict[str, Any]:
+                        user: OfUser = None) -> dict[str, Any]:
     """A user's sessions, most recently used first."""
     state = get_state(request)
     infos = await state.call(state.agent.sessions, who.resolve_user(user))
@@ -72,50 +89,50 @@ async def list_sessions(request: Request, who: Caller,
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
-async def get_session(request: Request, session_id: SessionId, who: Caller) -> Any:
+async def get_session(request: Request, session_id: SessionId, who: Caller, user: OfUser = None) -> Any:
     """A session and its messages, oldest first."""
     state = get_state(request)
-    info = await state.owned_session(who, session_id)
-    messages = await state.call(state.agent.history, session_id)
+    info = await state.owned_session(who, session_id, user)
+    messages = await state.call(state.agent.history, info.id)
     return {**_session(info), "messages": [dataclasses.asdict(m) for m in messages]}
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
 async def rename_session(body: SessionRename, request: Request, session_id: SessionId,
-                         who: Caller) -> Any:
+                         who: Caller, user: OfUser = None) -> Any:
     state = get_state(request)
-    await state.owned_session(who, session_id)
-    await state.call(state.agent.rename_session, session_id, body.title)
-    return _session(await state.call(state.agent.store.get_session, session_id))
+    info = await state.owned_session(who, session_id, user)
+    await state.call(state.agent.rename_session, info.id, body.title)
+    return _session(await state.call(state.agent.store.get_session, info.id))
 
 
 @router.delete("/sessions/{session_id}")
 async def delete_session(request: Request, session_id: SessionId,
-                         who: Caller) -> dict[str, Any]:
+                         who: Caller, user: OfUser = None) -> dict[str, Any]:
     state = get_state(request)
-    await state.owned_session(who, session_id)
-    await state.call(state.agent.delete_session, session_id)
-    await state.call(state.index.forget_session, session_id)
+    info = await state.owned_session(who, session_id, user)
+    await state.call(state.agent.delete_session, info.id)
+    await state.call(state.index.forget_session, info.id)
     return {"id": session_id, "object": "session", "deleted": True}
 
 
 @router.post("/sessions/{session_id}/messages")
 async def post_message(body: MessageCreate, request: Request, session_id: SessionId,
-                       who: Caller) -> Any:
+                       who: Caller, user: OfUser = None) -> Any:
     """One user turn through the whole pipeline; the reply as JSON, or streamed."""
     state = get_state(request)
-    info = await state.owned_session(who, session_id)
     options = merged_options(state.agent.config.generation, body.overrides())
+    info = await state.owned_session(who, session_id, user)
     release = state.limiter.acquire(who)
 
     def start() -> Source:
-        turn = state.agent.stream(body.content, user_id=info.user_id, session_id=session_id)
+        turn = state.agent.stream(body.content, user_id=info.user_id, session_id=info.id)
         return Source(turn, turn.cancel, lambda: turn.reply)
 
     pump = start_pump(start, executor=state.executor, options=options, release=release, flush_s=state.flush_s)
     if not body.stream:
         reply = await pump.result(request.is_disconnected)  # ClientGone: answered 499 (errors.py)
-        return reply.model_dump(mode="json")
+        return public_reply(reply)
     await pump.started()
     return StreamingResponse(_events(pump, session_id, info.user_id), media_type="text/event-stream",
                              headers=SSE_HEADERS)
@@ -130,7 +147,7 @@ async def _events(pump: Pump, session_id: str, user_id: str) -> AsyncIterator[st
                 if pump.ended:
                     continue
             elif kind == "done":
-                pending += sse({"type": "reply", "reply": value.model_dump(mode="json")})
+                pending += sse({"type": "reply", "reply": public_reply(value)})
                 continue
             else:
                 status, message, error_id = describe_exception(value)
@@ -144,7 +161,7 @@ async def _events(pump: Pump, session_id: str, user_id: str) -> AsyncIterator[st
 
 
 @router.get("/users/{user_id}/memories")
-async def user_memories(request: Request, user_id: str, who: Caller,
+async def user_memories(request: Request, user_id: UserId, who: Caller,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     """What the agent remembers about a user, newest first."""
     state = get_state(request)
@@ -154,7 +171,7 @@ async def user_memories(request: Request, user_id: str, who: Caller,
 
 
 @router.delete("/users/{user_id}")
-async def forget_user(request: Request, user_id: str, who: Caller) -> dict[str, Any]:
+async def forget_user(request: Request, user_id: UserId, who: Caller) -> dict[str, Any]:
     """Forget a user: their memories, sessions and messages."""
     state = get_state(request)
     user = who.resolve_user(check_user_id(user_id))

@@ -21,6 +21,7 @@ from agent.server.config import ServerConfig
 from agent.server.errors import ApiError
 from agent.server.limits import Limiter
 from agent.server.overrides import OverridingBackend
+from agent.server.session_ids import stored_id
 from agent.server.threads import ConversationIndex
 
 if TYPE_CHECKING:
@@ -86,19 +87,48 @@ class ServerState:
         """Run blocking ``fn(*args)`` on the worker pool."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(*args))
 
-    def session_info(self, session_id: str) -> SessionInfo | None:
-        if not self.agent.store.session_exists(session_id):
-            return None
-        return self.agent.store.get_session(session_id)
+    def find_session(self, user_id: str, session_id: str) -> SessionInfo | None:
+        """``user_id``'s session that clients call ``session_id`` (see
+        :mod:`agent.server.session_ids`), or None; never another user's."""
+        store = self.agent.store
+        for candidate in (stored_id(user_id, session_id), session_id):
+            if store.session_exists(candidate):
+                info = store.get_session(candidate)
+                if info.user_id == user_id:
+                    return info
+        return None
 
-    async def owned_session(self, who: Principal, session_id: str) -> SessionInfo:
-        """The session, if the caller may act for its user; else 404 (whether or not it
-        exists: another user's session ids are not revealed)."""
-        info = await self.call(self.session_info, session_id)
-        if info is None or not who.may_act_for(info.user_id):
-            raise ApiError(404, f"no session {session_id!r} for this API key: list sessions with GET /v1/sessions",
-                           param="session_id")
-        return info
+    def _sessions_named(self, who: Principal, session_id: str, user: str | None) -> list[SessionInfo]:
+        store = self.agent.store
+        if user is not None:
+            found = self.find_session(user, session_id)
+            return [found] if found is not None else []
+        out: list[SessionInfo] = []
+        if store.session_exists(session_id):  # a plain id: the server chose it, or a local client did
+            info = store.get_session(session_id)
+            if who.may_act_for(info.user_id):
+                out.append(info)
+        users = sorted(who.users) if who.users is not None else [who.default_user]
+        for candidate in users:
+            scoped = stored_id(candidate, session_id)
+            if store.session_exists(scoped):
+                out.append(store.get_session(scoped))
+        return out
+
+    async def owned_session(self, who: Principal, session_id: str, user: str | None = None) -> SessionInfo:
+        """The session clients call ``session_id``, of ``user`` (checked against the key) or,
+        unnamed, of any user the key may act for; else 404, whether or not another user has
+        such a session (their ids are not revealed)."""
+        user = who.resolve_user(user) if user is not None else None
+        found = await self.call(self._sessions_named, who, session_id, user)
+        if len(found) > 1:
+            raise ApiError(400, f"several users this API key acts for have a session {session_id!r}: name the "
+                                "user with ?user=USER", param="user")
+        if not found:
+            hint = " (or name its user with ?user=USER)" if user is None and who.users is None else ""
+            raise ApiError(404, f"no session {session_id!r} for this API key: list sessions with GET "
+                                f"/v1/sessions?user=USER{hint}", param="session_id")
+        return found[0]
 
     def close(self) -> None:
         if self.notifier is not None:

@@ -1,7 +1,8 @@
 """How a chat-completions request becomes a turn of a stored session.
 
-- ``session_id`` given: that session (it must belong to the user; a new id creates it). The
-  server's stored history is the context; earlier messages in the request are ignored.
+- ``session_id`` given: the user's session of that id; a new id creates it (ids are per
+  user, :mod:`agent.server.session_ids`). The server's stored history is the context;
+  earlier messages in the request are ignored.
 - otherwise: the conversation before the last user message is looked up by digest
   (:mod:`agent.server.threads`); a hit continues that session, so an OpenAI client that
   resends the conversation each turn stays in one session. A miss starts a fresh session and
@@ -9,17 +10,22 @@
 - ``system``/``developer`` messages are not stored: the agent's persona and instructions
   come from its config. ``tool`` messages are ignored.
 
+A turn that fails leaves nothing behind: a session made for it (with the imported
+messages) is removed again, so a retry does not find half a conversation.
+
 The functions here block (SQLite, generation) and run on the worker pool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.normalize import normalize_text
 from agent.server.errors import ApiError
 from agent.server.schemas import ChatMessage
+from agent.server.session_ids import public_id, stored_id
 from agent.server.threads import conversation_digest
 from agent.turn import Reply
 
@@ -41,6 +47,22 @@ class PreparedTurn:
     history: list[tuple[str, str]]
     derived: bool
     """True when the session was found or started from the conversation (not named)."""
+    imported: bool = False
+    """The session was made for this turn with the client's earlier messages."""
+
+    @property
+    def session_id(self) -> str:
+        """The session's id as the client knows it."""
+        return public_id(self.turn.session_id, self.user_id)
+
+    def pieces(self, state: ServerState) -> Iterator[str]:
+        """The turn's text; if it fails, the session made for it goes (see the module doc)."""
+        try:
+            yield from self.turn
+        except Exception:
+            if self.imported:
+                _discard(state, self.turn.session_id)
+            raise
 
 
 def split_conversation(messages: list[ChatMessage]) -> tuple[list[tuple[str, str]], str]:
@@ -59,26 +81,44 @@ def prepare_turn(state: ServerState, user_id: str, session_id: str | None, histo
     limit = agent.config.max_input_chars
     raw = text
     text = normalize_text(text, limit)  # reject bad input before any session is created
-    derived = session_id is None
+    derived, imported, stored = session_id is None, False, None
     if session_id is not None:
-        info = state.session_info(session_id)
-        if info is not None and info.user_id != user_id:
-            raise ApiError(404, f"no session {session_id!r} for user {user_id!r}", param="session_id")
+        info = state.find_session(user_id, session_id)
+        stored = info.id if info is not None else stored_id(user_id, session_id)  # new: the turn creates it
     else:
         clean = [(role, normalize_text(content, limit)) for role, content in history if content.strip()]
         if clean:
             found = state.index.find(user_id, conversation_digest(user_id, history))
-            info = state.session_info(found) if found else None
-            if info is not None and info.user_id == user_id:
-                session_id = info.id
-        if session_id is None and clean:
-            session_id = agent.new_session(user_id).id
-            unanswered = _import(state, session_id, clean)
-            if unanswered:  # user messages after the last reply belong to this turn
-                text = normalize_text("\n\n".join([*unanswered, text]), limit)
-    # session_id None: the agent creates the session itself (one write transaction fewer)
-    turn = agent.stream(text, user_id=user_id, session_id=session_id)
-    return PreparedTurn(turn=turn, user_id=user_id, text=raw, history=history, derived=derived)
+            info = state.find_session(user_id, found) if found else None
+            stored = info.id if info is not None else None
+        if stored is None and clean:
+            stored = agent.new_session(user_id).id
+            imported = True
+            try:
+                unanswered = _import(state, stored, clean)
+                if unanswered:  # user messages after the last reply belong to this turn
+                    text = normalize_text("\n\n".join([*unanswered, text]), limit)
+            except BaseException:
+                _discard(state, stored)
+                raise
+    # stored None: the agent creates the session itself (one write transaction fewer)
+    try:
+        turn = agent.stream(text, user_id=user_id, session_id=stored)
+    except BaseException:
+        if imported:
+            _discard(state, stored)
+        raise
+    return PreparedTurn(turn=turn, user_id=user_id, text=raw, history=history, derived=derived, imported=imported)
+
+
+def _discard(state: ServerState, session_id: str | None) -> None:
+    """Remove a session made for a turn that failed, unless a turn was stored in it since."""
+    if session_id is None:
+        return
+    store = state.agent.store
+    if all(m.meta.get("imported") for m in store.messages(session_id)):
+        store.delete_session(session_id)
+        state.index.forget_session(session_id)
 
 
 def _import(state: ServerState, session_id: str, history: list[tuple[str, str]]) -> list[str]:
@@ -107,7 +147,9 @@ def finish_turn(state: ServerState, prepared: PreparedTurn) -> Reply:
 
 def reply_meta(reply: Reply) -> dict[str, Any]:
     """The ``llmos`` field: everything the pipeline learnt, without the text."""
-    return reply.model_dump(mode="json", exclude={"text", "tokens"})
+    meta = reply.model_dump(mode="json", exclude={"text", "tokens"})
+    meta["session_id"] = public_id(reply.session_id, reply.user_id)
+    return meta
 
 
 def openai_finish(reason: str | None) -> str:

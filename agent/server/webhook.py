@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from agent.server.config import WebhookConfig
+from agent.server.session_ids import public_id
 from agent.store import ConversationStore
 from agent.turn import Reply
 
@@ -72,7 +73,7 @@ class HandoffNotifier:
             "event": "handoff",
             "id": f"hnd_{secrets.token_hex(8)}",
             "created": int(time.time()),
-            "session": {"id": session.id, "user_id": session.user_id, "title": session.title,
+            "session": {"id": public_id(session.id, session.user_id), "user_id": session.user_id, "title": session.title,
                         "turns": session.turns, "summary": summary},
             "trigger": reply.model_dump(mode="json", include={"intent", "sentiment", "frustration", "skill"}),
             "last_reply": reply.text,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.prompts.fence import DATA_RULE, fenced
 from skills.qa.extract import Span, best_span, ground
 from skills.qa.retrieve import Passage
 from skills.text import ask_model, first_line_done
@@ -15,7 +16,7 @@ __all__ = ["Answer", "answer_from", "generate_answer", "combine", "QA_SYSTEM"]
 
 QA_SYSTEM = ("You answer questions using only the numbered passages. Reply with the short answer only "
              "(a few words, copied from the passages). If the passages do not contain the answer, reply: "
-             "I don't know.")
+             f"I don't know. {DATA_RULE}")
 
 _UNKNOWN = re.compile(r"\b(i don'?t know|not (mentioned|stated|given|provided)|no information|cannot answer)\b",
                       re.IGNORECASE)
@@ -37,8 +38,10 @@ class Answer:
 
 
 def _prompt(question: str, passages: Sequence[Passage]) -> str:
+    """The passages inside the reference fence (untrusted: a document may carry instructions),
+    then the question."""
     blocks = "\n\n".join(f"[{n}] {p.text}" for n, p in enumerate(passages, 1))
-    return f"Passages:\n{blocks}\n\nQuestion: {question}\nShort answer:"
+    return f"{fenced(blocks, 'Passages:')}\n\nQuestion: {question}\nShort answer:"
 
 
 def generate_answer(backend: Any, question: str, passages: Sequence[Passage], max_tokens: int) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from agent.options import GenerationOptions
+from agent.prompts.fence import DATA_RULE, MARK, MARKED_RULE, fenced
 from skills.text import model_parameters, sentence_spans
 
 __all__ = ["chunk_by_tokens", "summarize_text", "chunk_budget", "SUMMARY_SYSTEM", "summary_messages",
@@ -17,7 +18,8 @@ __all__ = ["chunk_by_tokens", "summarize_text", "chunk_budget", "SUMMARY_SYSTEM"
 Progress = Callable[[int, int], None]
 """Called with (steps done, steps planned) as the map-reduce proceeds."""
 
-SUMMARY_SYSTEM = "You write short, accurate summaries. Keep names, numbers and decisions. Do not add anything."
+SUMMARY_SYSTEM = ("You write short, accurate summaries. Keep names, numbers and decisions. Do not add anything. "
+                  f"{DATA_RULE} {MARKED_RULE}")
 
 # Prompts that ask for a set number of sentences, and that number: small models write on
 # past it (a paragraph of commentary for "one or two sentences"), so the stream is cut there.
@@ -34,8 +36,12 @@ _KIND_PROMPTS = {
 
 
 def summary_messages(text: str, kind: str) -> list[dict[str, str]]:
+    """The request, then the text inside the reference fence, marked (it may be a document
+    or a conversation that carries instructions: they are summarised, not followed; see
+    :mod:`agent.prompts.fence` for the measurement)."""
     return [{"role": "system", "content": SUMMARY_SYSTEM},
-            {"role": "user", "content": f"{_KIND_PROMPTS[kind]}\n\n{text}\n\nSummary:"}]
+            {"role": "user", "content": f"{_KIND_PROMPTS[kind]}\n\n{fenced(text, mark=True)}\n\n"
+                                        f"Summary (plain words, no {MARK}):"}]
 
 
 def chunk_budget(backend: Any, max_summary_tokens: int, configured: int | None) -> int:

@@ -60,8 +60,12 @@ def test_backend_failure_raises_and_stores_nothing(fake_agent):
     backend.enqueue(failing("server down: start it"))
     with pytest.raises(BackendError, match="server down"):
         agent.chat("hello")
-    [session] = agent.sessions()
-    assert agent.history(session.id) == []
+    assert agent.sessions() == []  # not even an empty session for the turn that never happened
+    session = agent.new_session()
+    backend.enqueue(failing("server down: start it"))
+    with pytest.raises(BackendError, match="server down"):
+        agent.chat("hello", session_id=session.id)
+    assert [s.id for s in agent.sessions()] == [session.id] and agent.history(session.id) == []  # kept: not made for it
 
 
 def test_cancel_keeps_the_partial_reply(fake_agent):

@@ -7,7 +7,10 @@ import time
 
 import httpx
 
+from agent.server.session_ids import stored_id
+
 LONG = " ".join(f"w{i}" for i in range(200))
+S1, S2 = stored_id("ann", "s-1"), stored_id("cy", "s-2")  # the ids the clients chose, as stored
 
 
 def _wait_for(condition, timeout: float = 20.0) -> None:
@@ -36,10 +39,10 @@ def test_disconnect_mid_stream_cancels_and_keeps_the_session_consistent(make_app
                 "messages": [{"role": "user", "content": "tell me a long story"}]}
         started = time.monotonic()
         _read_then_leave(url, "/v1/chat/completions", body, events=4)
-        _wait_for(lambda: len(agent.history("s-1")) == 2)
+        _wait_for(lambda: len(agent.history(S1)) == 2)
         # Generation stopped: far fewer than the 200 words (200 x 20 ms = 4 s) were produced.
         assert time.monotonic() - started < 3.0
-        user, reply = agent.history("s-1")
+        user, reply = agent.history(S1)
         assert user.content == "tell me a long story"
         assert reply.meta["finish_reason"] == "cancelled"
         assert 0 < len(reply.content.split()) < 100 and LONG.startswith(reply.content)
@@ -48,8 +51,8 @@ def test_disconnect_mid_stream_cancels_and_keeps_the_session_consistent(make_app
             next_turn = client.post("/v1/chat/completions", json={**body, "stream": False, "messages": [
                 {"role": "user", "content": "go on"}]})
         assert next_turn.json()["choices"][0]["message"]["content"] == "second reply"
-    assert [m.content for m in agent.history("s-1")][::2] == ["tell me a long story", "go on"]
-    assert [m.seq for m in agent.history("s-1")] == [1, 2, 3, 4]
+    assert [m.content for m in agent.history(S1)][::2] == ["tell me a long story", "go on"]
+    assert [m.seq for m in agent.history(S1)] == [1, 2, 3, 4]
     # The second prompt saw the partial first reply as history, in order.
     assert [m["role"] for m in backend.history[-1].messages] == ["system", "user", "assistant", "user"]
 
@@ -80,9 +83,9 @@ def test_a_non_streamed_request_whose_client_leaves_is_cancelled_too(make_app, s
                 "messages": [{"role": "user", "content": "a long story, not streamed"}]}
         started = time.monotonic()
         _post_then_leave(url, "/v1/chat/completions", body, after=0.5)
-        _wait_for(lambda: len(agent.history("s-2")) == 2)
+        _wait_for(lambda: len(agent.history(S2)) == 2)
         assert time.monotonic() - started < 3.0  # not the 4 s the whole reply takes
-        assert agent.history("s-2")[1].meta["finish_reason"] == "cancelled"
+        assert agent.history(S2)[1].meta["finish_reason"] == "cancelled"
         sid = agent.new_session("cy").id
         _post_then_leave(url, f"/v1/sessions/{sid}/messages", {"content": "story please"}, after=0.5)
         _wait_for(lambda: len(agent.history(sid)) == 2)

@@ -53,7 +53,8 @@ def test_chosen_session_ids_and_conflicts(make_app, client_for):
     client = client_for(app)
     assert client.post("/v1/sessions", json={"user": "ann", "session_id": "T-1"}).status_code == 201
     again = client.post("/v1/sessions", json={"user": "ann", "session_id": "T-1"})
-    assert again.status_code == 409 and "already exists" in again.json()["error"]["message"]
+    assert again.status_code == 409 and "already has a session" in again.json()["error"]["message"]
+    assert again.json()["error"]["type"] == "conflict"
     assert client.post("/v1/sessions", json={"session_id": "bad id!"}).status_code == 400
     assert client.get("/v1/sessions/bad%20id").status_code in (400, 404)
 

@@ -73,7 +73,7 @@ def test_summarize_the_session_through_the_agent(fake_agent):
     reply = agent.chat("/summarize", session_id=session)
     assert reply.skill == "summarize" and reply.text == "You asked about Paris."
     prompt = backend.history[-1].messages[-1]["content"]
-    assert "User: Where is Paris?" in prompt and "Assistant: It has 2 million people." in prompt
+    assert "User:^Where^is^Paris?" in prompt and "Assistant:^It^has^2^million^people." in prompt  # marked
 
 
 def test_summarize_a_knowledge_base_document_and_pasted_text(kb, request_for):
@@ -82,7 +82,7 @@ def test_summarize_a_knowledge_base_document_and_pasted_text(kb, request_for):
     skill = SummarizeSkill()
     req = request_for("guide.md", memory=kb, replies=["Returns within 30 days."])
     assert "".join(skill.run(req)) == "Returns within 30 days."
-    assert "Express shipping costs 12 euros" in req.backend.history[-1].messages[-1]["content"]
+    assert "Express^shipping^costs^12^euros" in req.backend.history[-1].messages[-1]["content"]  # marked text
     assert req.extra["summarize"]["target"] == "guide.md"
     req = request_for("too short", memory=kb)
     assert "already short" in "".join(skill.run(req))
