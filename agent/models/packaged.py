@@ -29,7 +29,7 @@ from agent.config import default_cache_dir
 from agent.errors import ModelError
 from agent.models.embedded import Progress, ensure_converted
 
-__all__ = ["PackagedModel", "PACKAGED", "find_packaged", "assemble", "ensure_packaged", "packaged_status"]
+__all__ = ["PackagedModel", "PACKAGED", "assemble", "ensure_packaged", "packaged_status"]
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,6 @@ PACKAGED: dict[str, PackagedModel] = {
     ]
 }
 """Registry models by preset name: where their parts come from and what they must add up to."""
-
-
-def find_packaged(name: str) -> PackagedModel | None:
-    return PACKAGED.get(name.lower())
 
 
 def _part_files(model: PackagedModel) -> list[Path]:
