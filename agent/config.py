@@ -3,20 +3,45 @@
 Every model is frozen and forbids unknown keys, so a typo is an error that names the key.
 Environment variables override the file: ``LLMOS_MODEL__NAME=gpt2`` sets ``model.name``
 (``__`` separates nesting levels); values are parsed as YAML scalars.
+
+Each layer owns the schema of its section (``model:`` in :mod:`agent.models.config`,
+``memory:``, ``understanding:``, ``skills:``); this module composes them with the sections
+that belong to the agent as a whole (``history:``) or to a face above it (``server:``, whose
+schema lives here so that the dialogue layer never imports the server).
+
+The ``server:`` section, for a support integration with one key for the helpdesk and one for
+a bot::
+
+    server:
+      api_keys:
+        - name: helpdesk
+          sha256: 491f6a850973271015a874a8fdd21993da346028075053ee207ef3ba6bb4e804
+          users: ["*"]                 # may act for any user
+        - name: shop-bot
+          sha256: faf1f1ea57ea58e5b172ad89af114d41a3b5330a65ca5c427827a5fd0b662bd7
+          users: [shop-bot]            # acts only for this user
+          rate_limit_per_minute: 120
+      webhook:
+        url: https://helpdesk.example.com/hooks/llmos-handoff
+
+Keys are stored as SHA-256 hashes: ``llmos serve-key`` makes a key and prints its hash.
+With no key configured the server answers loopback clients only.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import ConfigError
+from agent.models.config import ModelConfig
 from agent.options import GenerationOptions
-from agent.server.config import ServerConfig
+from agent.paths import default_data_dir
 from agent.understand.config import UnderstandConfig
 from memory.config import MemoryConfig
 from skills.config import SkillsConfig
@@ -25,66 +50,20 @@ __all__ = [
     "AgentConfig",
     "ModelConfig",
     "HistoryConfig",
+    "ServerConfig",
+    "ApiKeyConfig",
+    "WebhookConfig",
+    "BatchingConfig",
+    "ANY_USER",
     "load_config",
-    "default_data_dir",
-    "default_cache_dir",
 ]
 
 # Environment variables with the LLMOS_ prefix that are not config overrides.
 _NON_CONFIG_ENV = {"LLMOS_CACHE_DIR", "LLMOS_CONFIG", "LLMOS_LOG_LEVEL", "LLMOS_TEST_REAL"}
 
 
-def default_data_dir() -> Path:
-    """Where conversations and memories live unless the config says otherwise."""
-    env = os.environ.get("LLMOS_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("llmos", appauthor=False))
-
-
-def default_cache_dir() -> Path:
-    """Where converted model weights are cached (``LLMOS_CACHE_DIR`` overrides)."""
-    env = os.environ.get("LLMOS_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("llmos", appauthor=False))
-
-
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelConfig(_Frozen):
-    """Which language model answers, and where it runs."""
-
-    backend: Literal["transformers", "openai", "fake"] = "transformers"
-    """`transformers` runs the model in-process; `openai` talks to any OpenAI-compatible
-    server (vLLM, TGI, llama.cpp, llmos serve); `fake` is for tests."""
-    name: str = "smollm2-135m"
-    """A preset (see `llmos models`), a local directory, a `.gguf` file or a Hugging Face id;
-    for the openai backend, the model name sent to the server."""
-    device: str = "auto"
-    """`auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:1`, ..."""
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """`auto`: bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."""
-    quantization: Literal["int8", "8bit", "4bit"] | None = None
-    """`int8`: weight-only int8 on CPU; `8bit`/`4bit`: bitsandbytes on GPU."""
-    prefill: Literal["auto", "int8", "fp32"] = "auto"
-    """How the CPU fast decoder multiplies prompts: `int8` (per-token smoothed int8, ~30%
-    faster time to first token, prefill perplexity +1.3%), `fp32` (exact), `auto` (int8
-    where the CPU has FBGEMM and the weights are int4/int8)."""
-    base_url: str | None = None
-    """openai backend: the server's base URL, e.g. http://127.0.0.1:8000/v1."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """openai backend: the environment variable holding the API key (may be unset)."""
-    timeout_s: float = Field(120.0, gt=0)
-    """openai backend: seconds to wait for the server."""
-    context_window: int | None = Field(None, ge=256)
-    """Override the model's context length (tokens)."""
 
 
 class HistoryConfig(_Frozen):
@@ -96,6 +75,116 @@ class HistoryConfig(_Frozen):
     """Fold turns that no longer fit into a running summary instead of dropping them."""
     summary_max_tokens: int = Field(96, ge=16, le=1024)
     """Length of the running summary of older turns."""
+
+
+ANY_USER = "*"
+"""In ``ApiKeyConfig.users``: the key may act for any user."""
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ApiKeyConfig(_Frozen):
+    """One API key: its hash and the users it may act for."""
+
+    name: str = Field(min_length=1, max_length=64)
+    """A label for logs and error messages (never the key itself)."""
+    sha256: str
+    """Hex SHA-256 of the key (``llmos serve-key`` prints it); the key itself is never stored."""
+    users: tuple[str, ...] = Field(min_length=1)
+    """User ids (memory namespaces) this key may act for; ``"*"`` means any user. The first
+    one is the default when a request names no user."""
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    """Overrides ``server.rate_limit_per_minute`` for this key."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """Overrides ``server.max_concurrent`` for this key."""
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _SHA256.match(value):
+            raise ValueError("must be the 64-character hex SHA-256 of the key: run `llmos serve-key` to make one")
+        return value
+
+
+class WebhookConfig(_Frozen):
+    """Where to POST a session summary when a turn hands off to a human."""
+
+    url: str | None = None
+    """The endpoint (http or https); unset: no webhook."""
+    retries: int = Field(default=5, ge=0, le=20)
+    """Attempts after the first before the notification is dropped (and logged)."""
+    backoff_s: float = Field(default=0.5, gt=0.0, le=60.0)
+    """Delay before the first retry; it doubles on each further retry (with jitter)."""
+    timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+    """Seconds to wait for the endpoint per attempt."""
+    secret_env: str | None = None
+    """Environment variable holding a shared secret; when set, each POST carries
+    ``X-Llmos-Signature: sha256=<HMAC of the body>`` so the receiver can verify it."""
+    transcript_messages: int = Field(default=20, ge=0, le=500)
+    """How many of the session's latest messages go into the payload."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class BatchingConfig(_Frozen):
+    """Dynamic batching of concurrent generations on the local transformers backend."""
+
+    enabled: bool = True
+    """Batch concurrent requests into one forward pass per step (continuous batching)."""
+    max_batch_size: int = Field(default=16, ge=1, le=256)
+    """Most sequences decoded together; more wait for a free slot."""
+    window_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
+    """When idle, wait this long after the first request for others to join the batch."""
+    max_prefill_tokens: int = Field(default=2048, ge=16)
+    """Prompt tokens prefilled between two decode steps, so running streams keep flowing
+    while new ones join (at least one prompt is always admitted)."""
+
+
+class ServerConfig(_Frozen):
+    """The OpenAI-compatible HTTP server (``llmos serve``)."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on; ``--host`` overrides it."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port; ``--port`` overrides it."""
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    """Accepted keys (``Authorization: Bearer KEY``). None: loopback clients only, any user."""
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    """Requests per minute per key (a token bucket; bursts up to ``rate_limit_burst``)."""
+    rate_limit_burst: int = Field(default=60, ge=1)
+    """Requests a key may make at once before the per-minute rate applies."""
+    max_concurrent: int = Field(default=32, ge=1)
+    """Turns in flight per key; more are answered 429."""
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body; larger ones are answered 413 without being read."""
+    max_messages: int = Field(default=256, ge=1)
+    """Most messages in one chat-completions request."""
+    stream_flush_ms: float = Field(default=50.0, ge=0.0, le=1000.0)
+    """Streamed replies: pieces that arrive within this many milliseconds of the last write
+    go out together (the first piece and the end at once). 0: every piece as it comes. Fewer,
+    larger writes cut the server's CPU per request by about half at 50 concurrent streams."""
+    max_workers: int = Field(default=64, ge=1, le=4096)
+    """Threads running turns (a turn holds one while it generates)."""
+    torch_threads: int | None = Field(default=None, ge=1, le=512)
+    """Intra-op CPU threads for the local model (default: torch's choice). On a CPU shared with
+    other busy processes, fewer threads than cores avoids threads spinning for a core."""
+    model_alias: str | None = None
+    """The model id clients name for the full agent pipeline (default: the agent's name)."""
+    docs: Literal["protected", "public", "off"] = "protected"
+    """The API docs (``/docs``) and the OpenAPI document (``/openapi.json``): ``protected``
+    behind the same auth as the API (with no keys: loopback clients only), ``public`` for
+    anyone, ``off`` not served."""
+    allow_code_execution: bool = False
+    """Keep skills that execute code (``executes_code = True``) reachable over HTTP. Off:
+    such skills are removed from the served agent, since any client could run code."""
+    webhook: WebhookConfig = WebhookConfig()
+    batching: BatchingConfig = BatchingConfig()
 
 
 class AgentConfig(_Frozen):

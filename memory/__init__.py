@@ -14,8 +14,8 @@ store first searches or an embedder first encodes.
 
 from __future__ import annotations
 
+from agent.models.embedder import DEFAULT_EMBEDDER, Embedder, FakeEmbedder, SentenceEmbedder
 from memory.config import MemoryConfig
-from memory.embedder import DEFAULT_EMBEDDER, Embedder, FakeEmbedder, SentenceEmbedder
 from memory.factory import build_embedder, build_store
 from memory.kb import (
     DocumentInfo,

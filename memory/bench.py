@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from agent.models.embedder import Embedder, FakeEmbedder
 from memory.config import MemoryConfig
-from memory.embedder import Embedder, FakeEmbedder
 from memory.store import MemoryStore
 
 __all__ = ["bench_memory", "bench_search", "bench_add_many", "bench_hnsw", "synthetic_texts"]
@@ -94,7 +94,7 @@ def bench_search(n: int = 100_000, *, queries: int = 300, k: int = 5, config: Me
 def bench_add_many(n: int = 1000, *, embedder: Embedder | None = None, repeats: int = 3) -> dict[str, Any]:
     """Texts per second through ``add_many`` (embedding included), median of ``repeats``."""
     if embedder is None:
-        from memory.embedder import SentenceEmbedder
+        from agent.models.embedder import SentenceEmbedder
 
         embedder = SentenceEmbedder()
     embedder.encode(["warm up the model"])
@@ -176,7 +176,7 @@ def bench_memory(n: int = 100_000, *, add_texts: int = 1000, embedder: Embedder 
     out: dict[str, Any] = {"search": bench_search(n)} if search else {}
     out["add_many"] = bench_add_many(add_texts, embedder=embedder)
     if int8:
-        from memory.embedder import SentenceEmbedder
+        from agent.models.embedder import SentenceEmbedder
 
         out["add_many_int8"] = bench_add_many(add_texts, embedder=SentenceEmbedder(int8=True))
     return out

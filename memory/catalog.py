@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.files import atomic_write
+from agent.models.embedder import Embedder
 from memory.db import MemoryDB
-from memory.embedder import Embedder
-from memory.persist import Manifest, atomic_write, read_manifest, sha256_bytes
+from memory.persist import Manifest, read_manifest, sha256_bytes
 from memory.vector_index import IndexParams, VectorIndex
 
 __all__ = ["IndexCatalog"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.models.embedder import Embedder, FakeEmbedder, SentenceEmbedder
 from memory.config import MemoryConfig
-from memory.embedder import Embedder, FakeEmbedder, SentenceEmbedder
 from memory.store import MemoryStore
 
 __all__ = ["build_store", "build_embedder"]

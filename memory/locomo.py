@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from agent.errors import InputError
+from agent.models.embedder import Embedder
 from memory.config import MemoryConfig
-from memory.embedder import Embedder
 from memory.records import Hit, MemoryItem
 from memory.store import MemoryStore
 

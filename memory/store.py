@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from agent.errors import InputError, MemoryStoreError
+from agent.models.embedder import Embedder
 from memory.catalog import IndexCatalog
 from memory.config import MemoryConfig
 from memory.db import MemoryDB, NewRow
-from memory.embedder import Embedder
 from memory.recall import Recall
 from memory.records import KINDS, Hit, MemoryItem, MemoryRecord, check_kinds, content_hash, namespace_for
 from memory.vector_index import IndexParams

@@ -13,11 +13,37 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from agent.backends.base import Backend
-    from agent.config import AgentConfig
+    from agent.models.config import ModelConfig
     from agent.options import GenerationOptions
     from agent.turn import Label, MemoryBackend, MemoryRef
+    from memory.config import MemoryConfig
+    from skills.config import SkillsConfig
 
-__all__ = ["Skill", "SkillRequest"]
+__all__ = ["Skill", "SkillRequest", "AgentSettings"]
+
+
+class AgentSettings(Protocol):
+    """What a skill may read of the agent's configuration (an :class:`~agent.config.AgentConfig`
+    is one): its name and persona, and the sections of the layers at or below skills. Declared
+    here so that skills never import the dialogue layer that runs them."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def persona(self) -> str: ...
+
+    @property
+    def model(self) -> ModelConfig: ...
+
+    @property
+    def generation(self) -> GenerationOptions: ...
+
+    @property
+    def memory(self) -> MemoryConfig: ...
+
+    @property
+    def skills(self) -> SkillsConfig: ...
 
 
 @dataclass
@@ -32,7 +58,8 @@ class SkillRequest:
     session_id: str
     backend: Backend
     memory: MemoryBackend | None
-    config: AgentConfig
+    config: AgentSettings
+    """The agent's configuration, read-only (``config.skills.sandbox``, ``config.model.name``...)."""
     options: GenerationOptions
     history: list[dict[str, str]]
     """The session so far, oldest first, as ``{"role", "content"}`` (this turn not included)."""

@@ -7,9 +7,9 @@ written atomically; a missing or damaged file just means "start with a new chat"
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from agent.files import atomic_write
 
 __all__ = ["LastSession", "STATE_FILE"]
 
@@ -46,13 +46,6 @@ class LastSession:
         else:
             sessions[user_id] = session_id
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tui-state-", dir=self.path.parent)
+            atomic_write(self.path, json.dumps({"last_session": sessions}))
         except OSError:
             return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"last_session": sessions}, handle)
-            os.replace(tmp, self.path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from agent.backends.base import Backend, Message, complete
 from agent.backends.fake import FakeBackend
 
 if TYPE_CHECKING:
-    from agent.config import ModelConfig
+    from agent.models.config import ModelConfig
     from agent.models.embedded import Progress
 
 __all__ = ["Backend", "Message", "complete", "FakeBackend", "TransformersBackend", "OpenAIBackend", "build_backend"]

@@ -77,7 +77,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from agent.convtest import load_suite, run_suite
+    from agent.toolbox.convtest import load_suite, run_suite
 
     suite = load_suite(args.conversations)
     agent = build_agent(args)
@@ -148,7 +148,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from agent.bench import run_bench
+    from agent.toolbox.bench import run_bench
 
     return run_bench(model=args.model, as_json=args.json, quick=args.quick, memory=args.memory,
                      quant=args.quant, server=args.server)

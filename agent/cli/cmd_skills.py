@@ -78,7 +78,7 @@ def _skills(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from skills.bench import dispatch_overhead
+    from agent.toolbox.skillbench import dispatch_overhead
 
     figures = dispatch_overhead(turns=args.turns)
     if args.json:

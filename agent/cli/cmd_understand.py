@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from memory.embedder import DEFAULT_EMBEDDER
+from agent.models.embedder import DEFAULT_EMBEDDER
 
 __all__ = ["register"]
 
@@ -117,7 +117,7 @@ def _polar_of(args: argparse.Namespace) -> float:
 
 
 def _embedder(name: str) -> Any:
-    from memory.embedder import SentenceEmbedder
+    from agent.models.embedder import SentenceEmbedder
 
     return SentenceEmbedder(name)
 

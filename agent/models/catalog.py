@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.config import default_cache_dir
 from agent.models.presets import PRESETS
 from agent.models.pull import format_bytes, is_complete_snapshot
+from agent.paths import default_cache_dir
 
 __all__ = ["list_models"]
 

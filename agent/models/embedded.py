@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.config import default_cache_dir
 from agent.errors import ModelError
+from agent.paths import default_cache_dir
 
 __all__ = ["embedded_gguf_path", "ensure_converted", "converted_dir", "convert_gguf", "Progress"]
 

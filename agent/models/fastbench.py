@@ -238,8 +238,8 @@ def bench_prefill(data: Path, *, model: str = "smollm2-135m", passages: int = 8,
     median cold time to first token of a ``prompt_tokens`` chat prompt (nothing cached)."""
     import torch
 
-    from agent.bench import measure_generation
     from agent.models.loader import load_model
+    from agent.models.timing import measure_generation
 
     rows = []
     for mode in ("fp32", "int8"):

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.config import default_cache_dir
 from agent.errors import ModelError
 from agent.models.checkpoint import Checkpoint
 from agent.models.fastquant import (
@@ -49,6 +48,7 @@ from agent.models.fastquant import (
     verify_packed,
 )
 from agent.models.prefill8 import PREFILL_MODES, Int8Prefill, prepare_int8_prefill
+from agent.paths import default_cache_dir
 
 if TYPE_CHECKING:
     import torch

@@ -548,13 +548,13 @@ def save_packed(path: os.PathLike[str] | str, layers: Sequence[PackedLayer], hea
 
 
 def save_atomically(path: os.PathLike[str] | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write ``tensors`` as a safetensors file whole or not at all (memory.persist.atomic_write:
+    """Write ``tensors`` as a safetensors file whole or not at all (:func:`agent.files.atomic_write`:
     temp file, fsync, rename), so a reader never meets a torn cache file."""
     from pathlib import Path
 
     from safetensors.torch import save
 
-    from memory.persist import atomic_write
+    from agent.files import atomic_write
 
     atomic_write(Path(path), save(tensors, metadata=metadata))
 

@@ -15,14 +15,31 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ModelError
+from agent.models.adapters import adapter_base, is_adapter_dir, merge_adapter, merged_target
 from agent.models.device import Placement, resolve_placement
 from agent.models.embedded import Progress, ensure_converted
 from agent.models.model import LanguageModel
 from agent.models.presets import DEFAULT_MODEL, find_preset
 
-__all__ = ["load_model", "resolve_source"]
+__all__ = ["load_model", "resolve_source", "resolve_adapter_dir"]
 
 log = logging.getLogger(__name__)
+
+
+def resolve_adapter_dir(path: str | Path, cache_dir: Path | None = None) -> Path | None:
+    """A transformers directory with the LoRA adapter at ``path`` merged into its base model.
+
+    None when ``path`` is not an adapter directory (so a caller can fall through to its usual
+    resolution). The base is resolved like any model name (a preset, a directory, a .gguf file or
+    a cached Hugging Face id); the merge is cached, so only the first load pays for it.
+    """
+    folder = Path(path).expanduser()
+    if not is_adapter_dir(folder):
+        return None
+    target = merged_target(folder, cache_dir)
+    if not (target / "config.json").is_file():
+        merge_adapter(folder, resolve_source(adapter_base(folder), cache_dir=cache_dir), target)
+    return target
 
 
 def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress: Progress | None = None) -> str:
@@ -43,8 +60,6 @@ def resolve_source(name_or_path: str, *, cache_dir: Path | None = None, progress
             raise ModelError(f"GGUF file {path} does not exist: check the path")
         return str(ensure_converted(path, cache_dir=cache_dir, progress=progress))
     if path.exists():
-        from agent.toolbox.adapters import resolve_adapter_dir
-
         # a LoRA adapter directory (from `llmos train lm --adapter-only`): merged onto its base
         if (merged := resolve_adapter_dir(path, cache_dir=cache_dir)) is not None:
             return str(merged)

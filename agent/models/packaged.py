@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import default_cache_dir
 from agent.errors import ModelError
 from agent.models.embedded import Progress, ensure_converted
+from agent.paths import default_cache_dir
 
 __all__ = ["PackagedModel", "PACKAGED", "assemble", "ensure_packaged", "packaged_status"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError, ModelError
+from agent.files import atomic_write
 from agent.models.presets import find_preset
 
 __all__ = ["PullReport", "PulledFile", "pull", "pull_target", "select_files", "is_complete_snapshot", "format_bytes"]
@@ -292,10 +292,7 @@ def _digest(path: Path, hasher: Any) -> str:
 
 def _write_ref(storage: Path, revision: str, commit: str) -> None:
     ref = storage / "refs" / revision
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ref.with_name(f".{ref.name}.tmp")
-    tmp.write_text(commit, encoding="utf-8")
-    os.replace(tmp, ref)
+    atomic_write(ref, commit)
 
 
 @contextmanager

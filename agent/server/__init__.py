@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agent.server.config import ApiKeyConfig, BatchingConfig, ServerConfig, WebhookConfig
+from agent.config import ApiKeyConfig, BatchingConfig, ServerConfig, WebhookConfig
 
 __all__ = [
     "ServerConfig",

@@ -12,9 +12,8 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ServerConfig
 from agent.models.embedded import Progress
-from agent.server.config import ServerConfig
 from agent.server.errors import install_error_handlers
 from agent.server.limits import BodyLimitMiddleware
 from agent.server.openapi import install_openapi

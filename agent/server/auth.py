@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from agent.server.config import ANY_USER, ServerConfig
+from agent.config import ANY_USER, ServerConfig
 from agent.server.errors import ApiError
 from agent.server.schemas import USER_ID_PATTERN
 

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.config import ServerConfig
 from agent.server.auth import Authenticator, Principal
-from agent.server.config import ServerConfig
 from agent.server.errors import ApiError
 from agent.server.limits import Limiter
 from agent.server.overrides import OverridingBackend
@@ -26,8 +26,8 @@ from agent.server.threads import ConversationIndex
 
 if TYPE_CHECKING:
     from agent.dialogue import Agent
+    from agent.dialogue.store import SessionInfo
     from agent.server.webhook import HandoffNotifier
-    from agent.store import SessionInfo
 
 __all__ = ["ServerState"]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from agent.server.config import WebhookConfig
+from agent.config import WebhookConfig
+from agent.dialogue.store import ConversationStore
 from agent.server.session_ids import public_id
-from agent.store import ConversationStore
 from agent.turn import Reply
 
 __all__ = ["HandoffNotifier"]

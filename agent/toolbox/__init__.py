@@ -40,7 +40,7 @@ _LAZY = {
     "evaluate_lm": "agent.toolbox.eval_lm",
     "perplexity": "agent.toolbox.perplexity",
     "bench_quantization": "agent.toolbox.quantbench",
-    "resolve_adapter_dir": "agent.toolbox.adapters",
+    "resolve_adapter_dir": "agent.models.loader",
     "CleanOptions": "agent.toolbox.clean",
     "CleanReport": "agent.toolbox.clean",
     "clean_conversations": "agent.toolbox.clean",

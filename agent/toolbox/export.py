@@ -23,7 +23,7 @@ def store_path_for(config_path: str | None = None) -> Path:
 
 
 def store_users(store: object) -> list[str]:
-    """Every user id in a :class:`~agent.store.ConversationStore`, oldest first.
+    """Every user id in a :class:`~agent.dialogue.store.ConversationStore`, oldest first.
 
     The store has no public method for this, so it reads the ``users`` table directly.
     """
@@ -39,7 +39,7 @@ def export_store(path: str | Path, *, users: list[str] | None = None, system: st
     ``include_ids`` adds ``meta`` with the session and user ids; sessions with fewer than
     ``min_turns`` replies are skipped.
     """
-    from agent.store import ConversationStore
+    from agent.dialogue.store import ConversationStore
 
     path = Path(path).expanduser()
     if not path.is_file():

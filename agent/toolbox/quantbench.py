@@ -6,7 +6,7 @@ and activations quantized on the fly). GPU, when CUDA is present: bf16, and 8-bi
 4-bit through bitsandbytes when it is installed.
 
 Each option runs in a fresh subprocess so that its peak memory is its own. Decode speed
-comes from ``agent.bench.measure_generation`` (median over repeats, greedy);
+comes from ``agent.models.timing.measure_generation`` (median over repeats, greedy);
 perplexity is on assistant tokens of held-out chitchat conversations (the end of the
 corpus, which training runs that take the first N never see).
 """
@@ -103,7 +103,7 @@ def run_one(model: str, option: dict[str, Any], data: str, limit: int, new_token
     if threads:
         torch.set_num_threads(threads)
 
-    from agent.bench import measure_generation
+    from agent.models.timing import measure_generation
     from agent.toolbox.eval_lm import evaluate_lm
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -131,7 +131,7 @@ def run_one(model: str, option: dict[str, Any], data: str, limit: int, new_token
 
 def _default_data(limit: int) -> str:
     """The last ``limit`` two-speaker chitchat conversations, written once to the cache."""
-    from agent.config import default_cache_dir
+    from agent.paths import default_cache_dir
     from agent.toolbox.chitchat import chitchat_conversations
     from agent.toolbox.conversations import write_conversations
 

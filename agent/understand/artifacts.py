@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.files import atomic_write
 
 __all__ = ["Prediction", "write_meta", "read_meta", "check_embedder", "FORMAT_VERSION"]
 
@@ -42,13 +41,8 @@ class Prediction:
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     """Write ``meta.json`` atomically (temp file + rename), so a crash never leaves half a file."""
-    folder.mkdir(parents=True, exist_ok=True)
     payload = json.dumps({"format_version": FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".meta-", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(payload + "\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a model folder is meant to be shared
-    os.replace(tmp, folder / "meta.json")
+    atomic_write(folder / "meta.json", payload + "\n")
 
 
 def read_meta(folder: Path, kind: str) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def bench_classify(n: int = 50, *, embedder: Any = None, warmup: int = 3) -> dic
     from agent.understand.pipeline import build_understanding
 
     if embedder is None:
-        from memory.embedder import SentenceEmbedder
+        from agent.models.embedder import SentenceEmbedder
 
         embedder = SentenceEmbedder()
     understanding = build_understanding(UnderstandConfig(), embedder)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memory.minilm import LAYER_KEYS, LayerStates, attention_mask, bert_layer, mean_pool
+from agent.models.minilm import LAYER_KEYS, LayerStates, attention_mask, bert_layer, mean_pool
 
 if TYPE_CHECKING:
     import torch
@@ -42,12 +42,12 @@ DELTA_RANK = 96
 """Singular directions kept of each matrix's change from the encoder (see the module doc)."""
 
 BaseLayers = Callable[[int], dict[str, np.ndarray]]
-"""Encoder layer index -> that layer's weights by :data:`~memory.minilm.LAYER_KEYS` name."""
+"""Encoder layer index -> that layer's weights by :data:`~agent.models.minilm.LAYER_KEYS` name."""
 
 
 @dataclass
 class SentimentBranch:
-    """``layers``: ``k`` dicts of :data:`~memory.minilm.LAYER_KEYS` arrays; ``weight``
+    """``layers``: ``k`` dicts of :data:`~agent.models.minilm.LAYER_KEYS` arrays; ``weight``
     ``[classes, hidden]`` and ``bias`` ``[classes]``; ``tap``: the encoder layer whose
     states it reads."""
 
@@ -100,7 +100,7 @@ class SentimentBranch:
 
     def save(self, path: Path, *, base: BaseLayers | None = None, rank: int = DELTA_RANK) -> None:
         """Write the branch; with ``base`` (encoder layer index -> that layer's weights, as
-        :meth:`memory.minilm.LeanBert.layer_weights` gives them) the matrices are stored as
+        :meth:`agent.models.minilm.LeanBert.layer_weights` gives them) the matrices are stored as
         their rank-``rank`` change from the base, else whole (int8)."""
         arrays: dict[str, Any] = {
             "tap": np.int64(self.tap), "heads": np.int64(self.heads), "eps": np.float64(self.eps),

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from agent.models.minilm import LayerStates, LeanBert
 from agent.understand.branch import SentimentBranch, branch_module, layers_from_module
 from agent.understand.head import fit_temperature
-from memory.minilm import LayerStates, LeanBert
 
 __all__ = ["BranchSpec", "TokenCache", "build_token_cache", "train_branch", "holdout_by_text"]
 
@@ -99,7 +99,7 @@ def build_token_cache(encoder: LeanBert, texts: Sequence[str], tap: int, *, batc
     import torch
     import torch.nn.functional as F
 
-    from memory.minilm import mean_pool
+    from agent.models.minilm import mean_pool
 
     lengths = np.array([len(e.ids) for e in encoder.tokenizer.encode_batch(list(texts))], dtype=np.int64)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)

@@ -126,7 +126,7 @@ def _trained_from_config(config: UnderstandConfig, embedder: Any) -> IntentClass
 
 
 def _cache_root() -> Path:
-    from agent.config import default_cache_dir
+    from agent.paths import default_cache_dir
 
     return default_cache_dir() / "understand"
 

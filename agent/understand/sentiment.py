@@ -129,7 +129,7 @@ class SentimentClassifier:
                    progress: Progress | None = None, init: str | Path | None = None) -> SentimentClassifier:
         """Train the head (the fallback) and a branch of the embedder's top ``spec.depth``
         layers (see :mod:`agent.understand.branch_train`). Needs the lean MiniLM path of a
-        :class:`~memory.embedder.SentenceEmbedder` (CPU, not int8). ``init``: a folder whose
+        :class:`~agent.models.embedder.SentenceEmbedder` (CPU, not int8). ``init``: a folder whose
         branch (same depth, same labels) training goes on from, instead of the encoder's layers."""
         from agent.understand.branch_train import BranchSpec, build_token_cache, train_branch
 

@@ -6,7 +6,7 @@ where the kernel cannot isolate.
 
 from __future__ import annotations
 
-from skills.sandbox.isolation import Isolation, detect_isolation
-from skills.sandbox.runner import Sandbox, SandboxResult
+from skills.sandbox.isolation import Isolation
+from skills.sandbox.runner import Sandbox, SandboxResult, detect_isolation
 
 __all__ = ["Isolation", "Sandbox", "SandboxResult", "detect_isolation"]

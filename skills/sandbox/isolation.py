@@ -1,15 +1,17 @@
-"""What isolation this machine allows, found once per process by a real probe."""
+"""What isolation the sandbox uses: the mode, the interpreter and the folders bound into it.
+
+:func:`skills.sandbox.runner.detect_isolation` finds the mode this machine allows, once per
+process, by a real probe."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Isolation", "detect_isolation", "interpreter_binds", "sandbox_python"]
+__all__ = ["Isolation", "interpreter_binds", "sandbox_python"]
 
 log = logging.getLogger(__name__)
 
@@ -58,29 +60,3 @@ def interpreter_binds(python: str) -> list[str]:
     if not any(prefix == d or prefix.startswith(d + "/") for d in binds):
         binds.append(prefix)  # e.g. a pyenv or uv interpreter under a home directory
     return binds
-
-
-@functools.lru_cache(maxsize=4)
-def detect_isolation(python: str) -> Isolation:
-    """Probe (by really running a tiny program) which mode works; cached per interpreter."""
-    if not sys.platform.startswith("linux"):
-        return Isolation(None, f"the sandbox needs Linux namespaces; this is {sys.platform}")
-    from agent.errors import SkillError
-    from skills.config import SandboxConfig
-    from skills.sandbox.runner import Sandbox
-
-    modes = ("root", "userns") if os.geteuid() == 0 else ("userns",)
-    reasons = []
-    for mode in modes:
-        probe = Sandbox(SandboxConfig(python=python, wall_seconds=20), isolation=Isolation(mode))
-        try:
-            result = probe._spawn({"main.py": "print('ok')"}, "main.py", (), "", Isolation(mode))
-        except SkillError as exc:
-            reasons.append(f"{mode}: {exc}")
-            continue
-        if result.ok and result.stdout.strip() == "ok":
-            return Isolation(mode)
-        reasons.append(f"{mode}: probe exited {result.returncode}: {result.stderr.strip()[-300:]}")
-    reason = "; ".join(reasons) or "no isolation mode available"
-    log.warning("the code sandbox is unavailable: %s", reason)
-    return Isolation(None, reason)

@@ -25,12 +25,15 @@ When the kernel does not allow the namespaces, :meth:`Sandbox.run` raises
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -39,9 +42,11 @@ from pathlib import Path
 
 from agent.errors import SkillError
 from skills.config import SandboxConfig
-from skills.sandbox.isolation import Isolation, detect_isolation, interpreter_binds, sandbox_python
+from skills.sandbox.isolation import Isolation, interpreter_binds, sandbox_python
 
-__all__ = ["Sandbox", "SandboxResult"]
+__all__ = ["Sandbox", "SandboxResult", "detect_isolation"]
+
+log = logging.getLogger(__name__)
 
 _BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 _ISOLATION_FAILED = 125
@@ -211,3 +216,25 @@ def _limit_from_status(rc: int, long_enough_for_cpu: bool) -> str | None:
     if rc == 128 + signal.SIGXFSZ:
         return "file size"
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def detect_isolation(python: str) -> Isolation:
+    """Probe (by really running a tiny program) which mode works; cached per interpreter."""
+    if not sys.platform.startswith("linux"):
+        return Isolation(None, f"the sandbox needs Linux namespaces; this is {sys.platform}")
+    modes = ("root", "userns") if os.geteuid() == 0 else ("userns",)
+    reasons = []
+    for mode in modes:
+        probe = Sandbox(SandboxConfig(python=python, wall_seconds=20), isolation=Isolation(mode))
+        try:
+            result = probe._spawn({"main.py": "print('ok')"}, "main.py", (), "", Isolation(mode))
+        except SkillError as exc:
+            reasons.append(f"{mode}: {exc}")
+            continue
+        if result.ok and result.stdout.strip() == "ok":
+            return Isolation(mode)
+        reasons.append(f"{mode}: probe exited {result.returncode}: {result.stderr.strip()[-300:]}")
+    reason = "; ".join(reasons) or "no isolation mode available"
+    log.warning("the code sandbox is unavailable: %s", reason)
+    return Isolation(None, reason)

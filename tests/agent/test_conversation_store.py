@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.dialogue.store import ConversationStore, StoreError
 from agent.errors import InputError
-from agent.store import ConversationStore, StoreError
 
 
 def test_sessions_and_turns_survive_a_restart(tmp_path: Path):

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from agent.convtest import load_suite, run_suite
 from agent.errors import ConfigError
+from agent.toolbox.convtest import load_suite, run_suite
 
 SUITE = """
 conversations:

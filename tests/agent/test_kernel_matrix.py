@@ -109,9 +109,9 @@ def test_a_cache_packed_for_another_instruction_set_is_caught_on_load(tmp_path):
 def test_auto_choices_fall_back_with_a_log_line_and_bench_reports_them(shared, tiny_model_dir, monkeypatch, caplog):
     import agent.models.fastpath as fastpath
     from agent import load_model
-    from agent.bench import _kernel_choices
     from agent.errors import ModelError
     from agent.models.fastquant import kernel_isa
+    from agent.toolbox.bench import _kernel_choices
 
     model = kernel_matrix.tiny_model(shared / "models" / "even", "even")
     monkeypatch.setattr(fastpath, "_int4_kernel_available", lambda: False)

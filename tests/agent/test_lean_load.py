@@ -201,8 +201,8 @@ def _copy(source: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.real
 def test_the_bench_start_up_probe_reports_time_memory_and_no_transformers():
-    from agent.bench import fresh_start
     from agent.models.embedded import ensure_converted
+    from agent.toolbox.bench import fresh_start
 
     ensure_converted()
     figures = fresh_start("smollm2-135m", repeats=1, turn="Say hello in five words.")

@@ -90,8 +90,8 @@ def test_the_shipped_intents_read_everyday_small_talk(data_dir: Path) -> None:
     result = evaluate_routing(routing_set(data_dir, "heldout"))
     assert result["per_source"]["clinc"]["intent_accuracy"] == 1.0
     assert result["per_source"]["clinc_oos"]["routes"] == {"chat": 1}
+    from agent.models.embedder import SentenceEmbedder
     from agent.understand import UnderstandConfig, build_understanding
-    from memory.embedder import SentenceEmbedder
 
     stage = build_understanding(UnderstandConfig(), SentenceEmbedder())
     for text in ("are you a human or a computer?", "tell me if you are a real person"):

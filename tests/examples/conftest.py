@@ -17,7 +17,7 @@ def build_example_agent(config_path: Path, data_dir: Path, *, skills: dict[str, 
     (a plugin passed directly instead of pip-installed)."""
     from agent import Agent
     from agent.config import load_config
-    from memory.embedder import SentenceEmbedder
+    from agent.models.embedder import SentenceEmbedder
     from skills import load_skills
 
     config = load_config(config_path, environ={}, overrides={"data_dir": str(data_dir), **(overrides or {})})

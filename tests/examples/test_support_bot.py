@@ -61,9 +61,9 @@ def test_webhook_receiver_records_posts():
 def test_support_bot_conversations(shop_db: Path, tmp_path: Path):
     from shop_skill import shop_orders
 
-    from agent.convtest import load_suite, run_suite
-    from agent.server.config import WebhookConfig
+    from agent.config import WebhookConfig
     from agent.server.webhook import HandoffNotifier
+    from agent.toolbox.convtest import load_suite, run_suite
 
     server = _receiver_module().make_server(port=0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

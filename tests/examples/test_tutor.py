@@ -25,7 +25,7 @@ def test_tutor_config_allows_execution_and_remembers():
 
 def _passes(conversations: Path, data_dir: Path, skills: dict | None = None) -> None:
     """Run the scripted conversations against the tutor's agent; every turn must pass."""
-    from agent.convtest import load_suite, run_suite
+    from agent.toolbox.convtest import load_suite, run_suite
 
     agent = build_example_agent(TUTOR / "agent.yaml", data_dir, skills=skills,
                                 overrides={"generation": {"max_new_tokens": 32}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from agent.server.config import ApiKeyConfig
+from agent.config import ApiKeyConfig
 
 
 def _keys(**users: list[str]) -> dict:

@@ -36,7 +36,7 @@ def test_data_chitchat_and_clean(tmp_path, capsys):
 
 
 def test_export_command(tmp_path, capsys, monkeypatch):
-    from agent.store import ConversationStore
+    from agent.dialogue.store import ConversationStore
 
     config = tmp_path / "agent.yaml"
     config.write_text("model: {backend: fake}\n")

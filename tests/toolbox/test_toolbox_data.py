@@ -89,7 +89,7 @@ def test_chitchat_conversion_alternates_roles():
 
 
 def test_export_from_the_conversation_store(tmp_path):
-    from agent.store import ConversationStore
+    from agent.dialogue.store import ConversationStore
     from agent.toolbox.export import export_store
 
     path = tmp_path / "conversations.sqlite3"

@@ -45,8 +45,8 @@ def test_full_fine_tune_of_a_model_without_chat_template(tmp_path, tiny_model_di
 
 
 def test_adapter_only_run_loads_through_resolve_adapter_dir(tmp_path, tiny_model_dir, conversations_file):
-    from agent.models.loader import load_model
-    from agent.toolbox.adapters import is_adapter_dir, resolve_adapter_dir
+    from agent.models.adapters import is_adapter_dir
+    from agent.models.loader import load_model, resolve_adapter_dir
 
     out = tmp_path / "adapter-run"
     report = train_lm(_cfg(conversations_file(8), tiny_model_dir("qwen2"), out, max_steps=1, merge=False,

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.models.embedder import FakeEmbedder, SentenceEmbedder
+from agent.models.minilm import LAYER_KEYS, LeanBert, lean_supported
 from agent.understand.branch import BRANCH_FILE, SentimentBranch
 from agent.understand.branch_train import BranchSpec, TokenCache, build_token_cache, holdout_by_text
 from agent.understand.sentiment import SentimentClassifier
-from memory.embedder import FakeEmbedder, SentenceEmbedder
-from memory.minilm import LAYER_KEYS, LeanBert, lean_supported
 from tests.agent.understand.fixtures import sentiment_examples
 from tests.agent.understand.tiny_encoder import build_tiny_encoder
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
+from agent.models.embedder import SentenceEmbedder
 from agent.understand.branch import BRANCH_FILE, SentimentBranch
 from agent.understand.branch_train import BranchSpec
 from agent.understand.sentiment import SentimentClassifier
-from memory.embedder import SentenceEmbedder
 from tests.agent.understand.fixtures import sentiment_examples
 from tests.agent.understand.tiny_encoder import build_tiny_encoder
 

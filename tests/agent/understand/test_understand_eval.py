@@ -9,8 +9,8 @@ import pytest
 
 from agent.cli import cmd_understand
 from agent.cli.main import main
+from agent.models.embedder import FakeEmbedder
 from agent.understand.metrics import evaluate_labels, format_report, save_confusion_png
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import intent_examples, sentiment_examples
 
 

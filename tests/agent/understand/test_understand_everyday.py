@@ -13,7 +13,7 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def stage():
-    from memory.embedder import SentenceEmbedder
+    from agent.models.embedder import SentenceEmbedder
 
     return build_understanding(UnderstandConfig(), SentenceEmbedder())
 
@@ -48,7 +48,7 @@ def test_frustration_hands_off_when_it_lasts(stage) -> None:
 
 
 def test_the_strong_rule_hands_off_one_furious_message_when_configured() -> None:
-    from memory.embedder import SentenceEmbedder
+    from agent.models.embedder import SentenceEmbedder
 
     strict = build_understanding(UnderstandConfig(frustration_strong=0.9), SentenceEmbedder())
     out = sentiment(strict, "this is the third time your app lost my order, I'm furious")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.models.embedder import FakeEmbedder
 from agent.turn import Label
 from agent.understand import SentimentClassifier, UnderstandConfig, build_understanding, handoff_reason
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import sentiment_examples
 
 CFG = UnderstandConfig(frustration_threshold=0.5, frustration_min_turns=2, frustration_strong=0.9)

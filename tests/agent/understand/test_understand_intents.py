@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agent.errors import ConfigError, InputError
+from agent.models.embedder import FakeEmbedder
 from agent.understand.intents import IntentClassifier
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import intent_examples
 
 IN_SCOPE = ("rain tomorrow forecast", "sunny weather today", "guitar song playlist", "play the album loud",

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
+from agent.models.embedder import FakeEmbedder
 from agent.understand.head import Head, HeadSpec, train_head
 from agent.understand.intents import IntentClassifier, IntentTraining
 from agent.understand.lexical import HashedNgrams, tokenize
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import intent_examples
 
 

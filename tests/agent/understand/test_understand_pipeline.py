@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError
+from agent.models.embedder import FakeEmbedder
 from agent.turn import Understanding
 from agent.understand import IntentClassifier, SentimentClassifier, UnderstandConfig, build_understanding
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import intent_examples, sentiment_examples
 
 HUMAN = ["talk to a human agent", "real person please", "connect me to a human", "human agent now",

@@ -11,6 +11,7 @@ import pytest
 from agent.cli import cmd_understand
 from agent.cli.main import main
 from agent.errors import InputError
+from agent.models.embedder import FakeEmbedder
 from agent.understand.sentiment import SentimentClassifier
 from agent.understand.sentiment_data import (
     evaluate_rated,
@@ -20,7 +21,6 @@ from agent.understand.sentiment_data import (
     sentiment_training_data,
     text_key,
 )
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import sentiment_examples
 
 _GOOD = ["great", "wonderful", "excellent", "happy", "fantastic", "amazing", "lovely", "good"]

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def stage():
-    from memory.embedder import SentenceEmbedder
+    from agent.models.embedder import SentenceEmbedder
 
     return build_understanding(UnderstandConfig(), SentenceEmbedder())
 
@@ -75,7 +75,7 @@ def test_the_turn_embedding_is_what_sentence_transformers_gives(stage) -> None:
     # layer tap for the sentiment branch) must not move them.
     from sentence_transformers import SentenceTransformer
 
-    from memory.embedder import default_embedder_path
+    from agent.models.embedder import default_embedder_path
 
     texts = ["hi there", "What happens if my parcel is late?", "the food was bland , but the service saved it",
              "naïve café — 東京", "word " * 300]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from agent.errors import ConfigError, InputError
+from agent.models.embedder import FakeEmbedder
 from agent.understand.sentiment import SentimentClassifier, normalize_sentiment_label
-from memory.embedder import FakeEmbedder
 from tests.agent.understand.fixtures import sentiment_examples
 
 

@@ -1,10 +1,11 @@
 """Loading a LoRA adapter directory as a model: merge it onto its base once, cache the result.
 
 ``llmos train lm`` saves a merged model that loads like any other, plus the adapter on
-its own (``DIR/adapter``, a few MB). :func:`resolve_adapter_dir` lets ``load_model``
-accept such an adapter directory too: it loads the base model named in
-``adapter_config.json``, applies and merges the adapter, and saves the merged weights
-into the cache (keyed by the adapter's content), so only the first load pays for it.
+its own (``DIR/adapter``, a few MB). :func:`agent.models.loader.resolve_adapter_dir` lets
+``load_model`` accept such an adapter directory too: it resolves the base model named in
+``adapter_config.json`` like any model name, then :func:`merge_adapter` applies and merges the
+adapter and saves the merged weights into the cache (:func:`merged_target`, keyed by the
+adapter's content), so only the first load pays for it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from agent.errors import ModelError
 
-__all__ = ["is_adapter_dir", "resolve_adapter_dir"]
+__all__ = ["is_adapter_dir", "adapter_base", "merged_target", "merge_adapter"]
 
 
 def is_adapter_dir(path: str | Path) -> bool:
@@ -35,40 +36,32 @@ def _fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def resolve_adapter_dir(path: str | Path, cache_dir: Path | None = None) -> Path | None:
-    """A transformers directory with the adapter at ``path`` merged into its base model.
-
-    None when ``path`` is not an adapter directory (so a caller can fall through to its
-    usual resolution). The base is resolved like any model name: a preset, a directory,
-    a .gguf file or a cached Hugging Face id.
-    """
-    folder = Path(path).expanduser()
-    if not is_adapter_dir(folder):
-        return None
-    from agent.config import default_cache_dir
+def merged_target(folder: Path, cache_dir: Path | None = None) -> Path:
+    """Where the adapter at ``folder`` merged onto its base is cached."""
+    from agent.paths import default_cache_dir
 
     # "run/adapter" is what train lm writes: name the cache after the run, not "adapter".
     name = folder.resolve().parent.name if folder.name == "adapter" else folder.resolve().name
-    target = (cache_dir or default_cache_dir()) / "merged" / f"{name}-{_fingerprint(folder)}"
-    if (target / "config.json").is_file():
-        return target
+    return (cache_dir or default_cache_dir()) / "merged" / f"{name}-{_fingerprint(folder)}"
+
+
+def adapter_base(folder: Path) -> str:
+    """The base model ``adapter_config.json`` names (a preset, a directory, a .gguf file or an HF id)."""
     config = json.loads((folder / "adapter_config.json").read_text())
     base = config.get("base_model_name_or_path")
     if not base:
         raise ModelError(f"{folder}/adapter_config.json names no base model: set base_model_name_or_path "
                          "to a preset, a model directory or a cached Hugging Face id")
-    _merge_into(folder, str(base), target)
-    return target
+    return str(base)
 
 
-def _merge_into(adapter: Path, base: str, target: Path) -> None:
+def merge_adapter(adapter: Path, source: str, target: Path) -> None:
+    """Merge the adapter at ``adapter`` onto the base model that ``from_pretrained`` reads at
+    ``source`` and save the result at ``target`` (whole or not at all)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agent.models.loader import resolve_source
-
-    source = resolve_source(base)
     tokenizer_source = str(adapter) if (adapter / "tokenizer_config.json").is_file() else source
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
@@ -82,5 +75,5 @@ def _merge_into(adapter: Path, base: str, target: Path) -> None:
         os.replace(tmp, target)
     except (OSError, ValueError, KeyError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"cannot apply the adapter {adapter} to {base}: {exc}. Check that it was trained "
+        raise ModelError(f"cannot apply the adapter {adapter} to {source}: {exc}. Check that it was trained "
                          "on this base model") from exc

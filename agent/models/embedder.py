@@ -24,7 +24,7 @@ from agent.errors import MemoryStoreError
 from agent.models.fastquant import intra_op_threads
 
 if TYPE_CHECKING:
-    from memory.minilm import LayerStates, LeanBert
+    from agent.models.minilm import LayerStates, LeanBert
 
 __all__ = ["Embedder", "SentenceEmbedder", "FakeEmbedder", "default_embedder_path", "DEFAULT_EMBEDDER"]
 
@@ -77,7 +77,7 @@ class SentenceEmbedder:
     fp32 ones, so a store is re-embedded when switching (the name says ``+int8``).
 
     On CPU in fp32, a BERT model with mean pooling (the default is one) runs through
-    :class:`~memory.minilm.LeanBert`: the same vectors (to ~1e-6) in about a third less time
+    :class:`~agent.models.minilm.LeanBert`: the same vectors (to ~1e-6) in about a third less time
     for a short turn, and it can hand a task branch an intermediate layer's token states
     (:meth:`keep_layer`, :meth:`layer_states`), so a turn is encoded once.
     """
@@ -153,7 +153,7 @@ class SentenceEmbedder:
         if not self._lean_checked:
             with self._lock:
                 if not self._lean_checked:
-                    from memory.minilm import LeanBert, lean_supported
+                    from agent.models.minilm import LeanBert, lean_supported
 
                     folder = Path(self._resolve())
                     if not self._int8 and self._resolved_device() == "cpu" and lean_supported(folder):

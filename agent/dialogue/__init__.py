@@ -18,15 +18,15 @@ from typing import Any
 
 from agent.backends.base import Backend
 from agent.config import AgentConfig, load_config
-from agent.context import Turn, plan_prompt, transcript
+from agent.dialogue.context import Turn, plan_prompt, transcript
+from agent.dialogue.remember import asks_what_is_remembered
+from agent.dialogue.store import ConversationStore, Message, SessionInfo
 from agent.errors import LlmosError, MemoryStoreError
 from agent.models.embedded import Progress
 from agent.models.textstream import TextStream
 from agent.normalize import normalize_text
 from agent.options import GenerationOptions
 from agent.prompts import reference_block, render_persona
-from agent.remember import asks_what_is_remembered
-from agent.store import ConversationStore, Message, SessionInfo
 from agent.turn import MemoryBackend, MemoryRef, Reply, TokenCounts, Understanding, Understood
 from agent.understand.routing import worth_remembering
 
@@ -145,7 +145,7 @@ class Agent:
             skills = load_skills(cfg.skills)
         self.skills: dict[str, Any] = dict(skills)
         if self.memory is not None:
-            from agent.remember import RememberSkill
+            from agent.dialogue.remember import RememberSkill
 
             self.skills.setdefault("memory", RememberSkill())
         self.on_handoff: list[HandoffHook] = list(on_handoff)

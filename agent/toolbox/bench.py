@@ -10,88 +10,14 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_bench", "measure_bandwidth_gbs", "measure_generation"]
+from agent.models.timing import measure_bandwidth_gbs, measure_generation, median, prompt_of, weight_bytes
 
-PROMPT_50 = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
-_FILLER = ("The history of the printing press shows how a single invention can change the way people share ideas. "
-           "Before movable type, books were copied by hand, which made them rare and expensive. ")
-
-
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 2) if values else float("nan")
-
-
-def measure_bandwidth_gbs(size_mb: int = 512, repeats: int = 5) -> float:
-    """Memory read bandwidth as torch sees it (a sum over a buffer larger than the caches)."""
-    import torch
-
-    buf = torch.ones(size_mb * 1024 * 1024 // 4, dtype=torch.float32)
-    buf.sum()  # touch the pages
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        buf.sum()
-        times.append(time.perf_counter() - t)
-    return round(buf.numel() * 4 / statistics.median(times) / 1e9, 2)
-
-
-def _prompt_of(model: Any, tokens: int) -> list[dict[str, str]]:
-    text = PROMPT_50
-    if tokens > 80:
-        body = _FILLER * (tokens // max(model.count_tokens(_FILLER), 1) + 1)
-        ids = model.tokenizer(body, add_special_tokens=False)["input_ids"][: tokens - 40]
-        text = model.tokenizer.decode(ids) + "\n\nSummarize the text above in a long paragraph."
-    return [{"role": "user", "content": text}]
-
-
-def measure_generation(model: Any, prompt_tokens: int, new_tokens: int = 96, repeats: int = 3) -> dict[str, float]:
-    """Median time to first token and decode tokens/s through ``LanguageModel.stream``.
-
-    Every repeat prefills the whole prompt: the fast decoder's cached prefix is dropped first
-    (a repeated prompt would otherwise reuse it and time almost no prefill at all)."""
-    messages = _prompt_of(model, prompt_tokens)
-    ttft, decode, real_prompt = [], [], 0
-    fast = getattr(model, "fast", None)
-    for _ in range(repeats):
-        if fast is not None:
-            fast.reset()
-        start = time.perf_counter()
-        stream = model.stream(messages, temperature=0.0, max_new_tokens=new_tokens, repetition_penalty=1.1)
-        first = None
-        for _piece in stream:
-            if first is None:
-                first = time.perf_counter()
-        end = time.perf_counter()
-        real_prompt = stream.prompt_tokens
-        if first is None:
-            continue
-        ttft.append((first - start) * 1000)
-        if stream.completion_tokens > 1 and end > first:
-            decode.append((stream.completion_tokens - 1) / (end - first))
-    return {"prompt_tokens": real_prompt, "ttft_ms": _median(ttft), "decode_tokens_per_s": _median(decode)}
-
-
-def _weight_bytes(model: Any) -> int:
-    """Bytes of weights read per decoded token (every matrix once; the embedding table is
-    read as the tied lm_head)."""
-    fast = getattr(model, "fast", None)
-    if fast is not None and hasattr(fast, "weight_bytes"):
-        return int(fast.weight_bytes)
-    seen: set[int] = set()
-    total = 0
-    for tensor in list(model.model.parameters()) + list(model.model.buffers()):
-        if tensor.data_ptr() in seen:
-            continue
-        seen.add(tensor.data_ptr())
-        total += tensor.numel() * tensor.element_size()
-    return total
-
+__all__ = ["run_bench"]
 
 def _load_times(name: str, quick: bool) -> dict[str, float]:
     from agent.models.embedded import convert_gguf, embedded_gguf_path
@@ -108,7 +34,7 @@ def _load_times(name: str, quick: bool) -> dict[str, float]:
         t = time.perf_counter()
         load_model(name)
         times.append(time.perf_counter() - t)
-    out["load_s_cached"] = _median(times)
+    out["load_s_cached"] = median(times)
     return out
 
 
@@ -132,7 +58,7 @@ def _turn_stages(name: str, turns: int) -> dict[str, Any]:
             for stage, ms in reply.timings_ms.items():
                 stages.setdefault(stage, []).append(ms)
         agent.close()
-    return {"agent_start_s": round(startup, 2), "turn_stage_ms": {k: _median(v) for k, v in stages.items()}}
+    return {"agent_start_s": round(startup, 2), "turn_stage_ms": {k: median(v) for k, v in stages.items()}}
 
 
 _FRESH_START = """
@@ -176,7 +102,7 @@ def fresh_start(name: str, repeats: int = 3, turn: str = "") -> dict[str, Any]:
             imported = imported or line.split()[1] == "True"
             if turn and i == 0 and last[:1] == ["rss"]:
                 rss.append((float(last[1]), float(last[2])))
-    out: dict[str, Any] = {"agent_start_fresh_s": _median(times), "agent_start_imports_transformers": imported}
+    out: dict[str, Any] = {"agent_start_fresh_s": median(times), "agent_start_imports_transformers": imported}
     if rss:
         # the first turn of a fresh process: models still warming up, int8 weights maybe
         # still packing (the prefill waits for them)
@@ -211,13 +137,13 @@ def run_bench(model: str | None = None, *, as_json: bool = False, quick: bool = 
         "decode_tokens_per_s": short["decode_tokens_per_s"],
     })
     bandwidth = measure_bandwidth_gbs()
-    weights = _weight_bytes(lm)
+    weights = weight_bytes(lm)
     bound = bandwidth * 1e9 / weights
     results.update({"bandwidth_gbs": bandwidth, "weight_mb_per_token": round(weights / 1e6, 1),
                     "bound_tokens_per_s": round(bound, 1),
                     "decode_vs_bound": round(short["decode_tokens_per_s"] / bound, 3)})
     results.update(_turn_stages(name, 3 if quick else 5))
-    long_turn = _prompt_of(lm, 500)[0]["content"]
+    long_turn = prompt_of(lm, 500)[0]["content"]
     results.update(fresh_start(name, repeats, turn=long_turn))
     results.update(_understanding_bench(quick))
     if memory:
