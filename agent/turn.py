@@ -9,7 +9,8 @@ test can hand it fakes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import builtins
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -92,14 +93,39 @@ class Understanding(Protocol):
 
 @runtime_checkable
 class MemoryBackend(Protocol):
-    """The part of the memory store the dialogue manager uses."""
+    """What the dialogue manager and its skills use of a memory store (``memory.MemoryStore``
+    is one; ``tests/helpers/memory.py`` holds an in-memory fake that is another).
+
+    ``user_id=None`` means the shared knowledge base where a method takes it. Hits and listed
+    items have ``id``, ``text``, ``score``, ``kind`` and ``source`` attributes (``created_at``
+    too, where known)."""
 
     def search(self, query: str, k: int = 5, user_id: str | None = None, kinds: Sequence[str] | None = None,
                *, vector: Any = None) -> list[Any]:
-        """Return hits with ``id``, ``text``, ``score``, ``kind`` and ``source`` attributes."""
+        """The ``k`` memories most relevant to ``query`` among the user's own and the shared
+        knowledge base, best first."""
         ...
 
     def add(self, text: str, *, user_id: str, session_id: str | None = None, kind: str = "turn",
             source: str | None = None, vector: Any = None) -> int:
         """Store one memory; return its row id."""
+        ...
+
+    def delete(self, ids: Iterable[int], *, user_id: str | None = None) -> int:
+        """Delete memories by id (only ``user_id``'s own, when given); return how many went."""
+        ...
+
+    def forget(self, user_id: str) -> int:
+        """Delete everything of ``user_id``'s; return how many memories went."""
+        ...
+
+    def has_documents(self, user_id: str | None = None) -> bool:
+        """Whether any document could ground an answer for ``user_id``: one in the shared
+        knowledge base, or one the user attached (``user_id=None``: the shared base only)."""
+        ...
+
+    # Last: a method named ``list`` shadows the builtin in the annotations below it.
+    def list(self, user_id: str | None, kinds: Sequence[str] | None = None, limit: int = 50,
+             offset: int = 0) -> builtins.list[Any]:
+        """A user's own memories, most recent first (a listing, so every score is 0)."""
         ...

@@ -26,7 +26,6 @@ from memory.kb import (
     search_documents,
 )
 from memory.locomo import LocomoVariant, evaluate_locomo, run_ablation
-from memory.prompt import fit_budget, reference_block
 from memory.records import KINDS, Hit, MemoryItem, MemoryRecord
 from memory.store import MemoryStore
 
@@ -47,10 +46,8 @@ __all__ = [
     "build_embedder",
     "build_store",
     "evaluate_locomo",
-    "fit_budget",
     "ingest_paths",
     "list_documents",
-    "reference_block",
     "remove_documents",
     "run_ablation",
     "search_documents",

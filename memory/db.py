@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import MemoryStoreError
+from agent.sqlite import Database
 from memory.lexical import kind_tag, namespace_tag
 from memory.records import MemoryRecord
 
@@ -81,42 +81,22 @@ class MemoryDB:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        # Writers of this process queue on a lock, not in SQLite's busy handler (which sleeps
-        # up to 100 ms between tries); other processes still meet busy_timeout.
-        self._write_lock = threading.RLock()
+        # a committed memory survives a crash (FULL); forgotten text is overwritten, not left
+        # in free pages (secure_delete)
+        self._database = Database(path, synchronous="FULL", secure_delete=True)
         self.generations: tuple[int, int] = (0, 0)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self.conn().executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise MemoryStoreError(f"cannot open the memory database {path}: {exc}. Check the path "
                                    "and its permissions, or move the file away to start afresh.") from exc
 
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a committed memory survives a crash
-            conn.execute("PRAGMA secure_delete=ON")  # forgotten text is overwritten, not left in free pages
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        """This thread's connection."""
+        return self._database.conn()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self._database.close()
 
     @contextmanager
     def write(self, *, bump: bool = True) -> Iterator[sqlite3.Connection]:
@@ -126,20 +106,13 @@ class MemoryDB:
         (before, after) values seen inside the transaction, so the caller can tell whether
         someone else wrote since it last looked.
         """
-        conn = self.conn()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                if bump:
-                    before = int((conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-                                  or (0,))[0])
-                    self.meta_set(conn, "generation", str(before + 1))
-                    self.generations = (before, before + 1)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._database.write() as conn:
+            yield conn
+            if bump:
+                before = int((conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+                              or (0,))[0])
+                self.meta_set(conn, "generation", str(before + 1))
+                self.generations = (before, before + 1)
 
     # -- meta -------------------------------------------------------------------------------
 
@@ -354,6 +327,9 @@ class MemoryDB:
 
     def drop_document(self, conn: sqlite3.Connection, ns: str, source: str) -> None:
         conn.execute("DELETE FROM documents WHERE ns = ? AND source = ?", (ns, source))
+
+    def has_documents(self, ns: str) -> bool:
+        return self.conn().execute("SELECT 1 FROM documents WHERE ns = ? LIMIT 1", (ns,)).fetchone() is not None
 
     def documents(self, ns: str) -> list[tuple[str, int, int, float]]:
         """(source, chunks, bytes, added_at) of a namespace's documents."""

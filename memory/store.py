@@ -288,6 +288,12 @@ class MemoryStore:
         records = self.db.list_records([namespace_for(user_id)], check_kinds(kinds), max(0, limit), max(0, offset))
         return [Hit(**vars(r)) for r in records]
 
+    def has_documents(self, user_id: str | None = None) -> bool:
+        """Whether the shared knowledge base, or ``user_id``'s own documents, hold anything."""
+        self._ensure_open()
+        namespaces = [namespace_for(None)] + ([] if user_id is None else [namespace_for(user_id)])
+        return any(self.db.has_documents(ns) for ns in namespaces)
+
     def count(self, user_id: str | None = None) -> int:
         """How many memories a user has (``None``: the shared knowledge base)."""
         self._ensure_open()

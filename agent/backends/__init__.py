@@ -41,8 +41,6 @@ def build_backend(config: ModelConfig, progress: Progress | None = None) -> Back
         return OpenAIBackend.from_env(config.base_url, config.name, config.api_key_env, timeout_s=config.timeout_s,
                                       context_window=config.context_window or 8192)
     from agent.backends.local import TransformersBackend
-    from agent.models.loader import load_model
+    from agent.models.loader import load_configured
 
-    model = load_model(config.name, device=config.device, dtype=config.dtype, quantization=config.quantization,
-                       progress=progress, prefill=config.prefill)
-    return TransformersBackend(model)
+    return TransformersBackend(load_configured(config, progress=progress))

@@ -33,9 +33,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from agent.backends.base import Message
-from agent.backends.rowsampling import choose_tokens
 from agent.errors import BackendError, InputError
 from agent.models.model import LanguageModel
+from agent.models.sampling import choose_tokens
 from agent.models.textstream import TextStream, stream_text
 from agent.options import GenerationOptions
 

@@ -236,11 +236,10 @@ def _eval_memory(args: argparse.Namespace) -> int:
         return 0
     answer = None
     if args.answer:
-        from agent import load_model
+        from agent.models.loader import load_configured
         from memory.answer_f1 import model_answerer
 
-        model = load_model(config.model.name, device=config.model.device, dtype=config.model.dtype,
-                           quantization=config.model.quantization, prefill=config.model.prefill)
+        model = load_configured(config.model)
         answer = model_answerer(model)
     result = evaluate_locomo(args.locomo, embedder=embedder, config=config.memory, limit=args.limit,
                              answer=answer, progress=say)

@@ -62,8 +62,10 @@ class TurnStream:
     ``finish_reason == "cancelled"`` and what was generated so far is kept.
     """
 
-    def __init__(self, agent: Agent, text: str, user_id: str, session_id: str, timer: _Timer,
+    def __init__(self, user_id: str, session_id: str, run: Callable[[TurnStream], Generator[str, None, None]],
                  progress: Callable[[float, str], None] | None = None, *, created: bool = False) -> None:
+        """``run(turn)`` yields the turn's pieces (the agent's turn loop, given this stream to
+        report into: :meth:`follow`, :attr:`reply`)."""
         self.session_id = session_id
         self.user_id = user_id
         self.created = created
@@ -73,7 +75,7 @@ class TurnStream:
         self.reply: Reply | None = None
         self._cancelled = threading.Event()
         self._generation: TextStream | None = None
-        self._pieces = agent._run(self, text, timer)
+        self._pieces = run(self)
 
     def __iter__(self) -> TurnStream:
         return self
@@ -89,6 +91,12 @@ class TurnStream:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    def follow(self, generation: TextStream) -> None:
+        """Cancel ``generation`` along with this turn (at once if the turn is already cancelled)."""
+        self._generation = generation
+        if self.cancelled:
+            generation.cancel()
 
     def close(self) -> None:
         self._pieces.close()
@@ -184,26 +192,29 @@ class Agent:
         """What the agent remembers about ``user_id`` (newest first)."""
         if self.memory is None:
             return []
-        items = self.memory.list(user_id, limit=limit)  # type: ignore[attr-defined]
+        items = self.memory.list(user_id, limit=limit)
         return [_ref(h) for h in items]
 
     def forget_memory(self, ids: Sequence[int]) -> None:
         if self.memory is not None:
-            self.memory.delete(list(ids))  # type: ignore[attr-defined]
+            self.memory.delete(list(ids))
 
     def forget_user(self, user_id: str) -> None:
         """Remove a user's memories and conversations."""
         if self.memory is not None:
-            self.memory.forget(user_id)  # type: ignore[attr-defined]
+            self.memory.forget(user_id)
         self.store.delete_user(user_id)
 
     def add_document(self, path: str | Path, user_id: str | None = None) -> int:
         """Add a file or folder to the knowledge base (shared, or ``user_id``'s own)."""
         if self.memory is None:
             raise MemoryStoreError("memory is disabled in this agent's config (memory.enabled: false)")
-        from memory import ingest_paths
+        from memory import MemoryStore, ingest_paths
 
-        return int(ingest_paths(self.memory, [Path(path)], user_id=user_id))  # type: ignore[arg-type]  # a MemoryStore
+        if not isinstance(self.memory, MemoryStore):
+            raise MemoryStoreError(f"documents go into llmos's memory store; this agent's memory is a "
+                                   f"{type(self.memory).__name__}: add them through that backend instead")
+        return int(ingest_paths(self.memory, [Path(path)], user_id=user_id))
 
     # ---- turns -------------------------------------------------------------------------
     def chat(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> Reply:
@@ -228,7 +239,7 @@ class Agent:
         else:
             self.store.create_session(user_id, session_id=session_id)  # checks ownership
         assert session_id is not None
-        return TurnStream(self, clean, user_id, session_id, timer, progress, created=created)
+        return TurnStream(user_id, session_id, lambda turn: self._run(turn, clean, timer), progress, created=created)
 
     def _session_lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -271,7 +282,7 @@ class Agent:
             except GeneratorExit:
                 # The consumer stopped reading: keep what was said, as a cancelled turn.
                 out.finish = "cancelled"
-                turn._cancelled.set()
+                turn.cancel()
             timer.ms["generate"] = round((time.perf_counter() - generate_started) * 1000, 2)
             if out.first_ms is not None:
                 timer.ms["first_token"] = round(out.first_ms, 2)
@@ -293,9 +304,7 @@ class Agent:
 
     def _chat_pieces(self, turn: TurnStream, messages: list[dict[str, str]], out: _Generated) -> Iterator[str]:
         generation = self.backend.stream(messages, self.config.generation)
-        turn._generation = generation
-        if turn.cancelled:
-            generation.cancel()
+        turn.follow(generation)
         yield from generation
         out.finish = generation.finish_reason or "stop"
         out.completion_tokens += generation.completion_tokens
@@ -335,12 +344,18 @@ class Agent:
             out.extra.update(request.extra)
         out.completion_tokens += self.backend.count_tokens("".join(produced))
 
+    def route(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> str | None:
+        """The skill this message would go to (None: plain chat), decided as a turn decides it
+        (understanding, then routing) but without running anything or storing the message."""
+        clean = normalize_text(text, self.config.max_input_chars)
+        return self._route(clean, self._understand(clean, session_id), user_id)[0]
+
     # ---- stages ------------------------------------------------------------------------
-    def _understand(self, text: str, session_id: str) -> Understood:
+    def _understand(self, text: str, session_id: str | None) -> Understood:
         vector = self.embedder.encode([text])[0] if self.embedder is not None else None
         if self.understanding is None:
             return Understood(vector=vector)
-        prior = self.store.user_sentiments(session_id)
+        prior = self.store.user_sentiments(session_id) if session_id is not None else []
         understood = self.understanding.analyze(text, vector, prior)
         understood.vector = vector
         return understood
@@ -375,11 +390,10 @@ class Agent:
         """Whether any documents (shared, or the user's own) could ground an answer."""
         if self.memory is None:
             return False
-        from memory.kb import list_documents
-
         try:
-            return bool(list_documents(self.memory, None) or list_documents(self.memory, user_id))  # type: ignore[arg-type]
-        except (LlmosError, AttributeError):
+            return self.memory.has_documents(user_id)
+        except MemoryStoreError as exc:
+            log.warning("cannot tell whether documents exist (%s): routing without the knowledge base", exc)
             return False
 
     def _recall(self, text: str, user_id: str, understood: Understood) -> list[MemoryRef]:

@@ -38,7 +38,7 @@ class RememberSkill:
         if request.memory is None:
             yield "My memory is switched off for this agent, so I keep nothing about you between sessions."
             return
-        hits = request.memory.list(request.user_id, kinds=("turn", "fact", "document"),  # type: ignore[attr-defined]
+        hits = request.memory.list(request.user_id, kinds=("turn", "fact", "document"),
                                    limit=self.limit)
         if not hits:
             yield "I don't remember anything about you yet."

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError, LlmosError
+from agent.sqlite import Database
 
 __all__ = ["ConversationStore", "SessionInfo", "Message", "StoreError"]
 
@@ -79,15 +79,7 @@ class ConversationStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
-        # Writers of this process queue here rather than in SQLite's busy handler, which
-        # sleeps 1, 2, 5 ... 100 ms between tries: with 50 threads writing at once that sleep,
-        # not the write, was most of a turn's store time. Other processes still meet
-        # ``busy_timeout``.
-        self._write_lock = threading.Lock()
+        self._database = Database(self.path, foreign_keys=True, rows=True)
         try:
             self._db().executescript(_SCHEMA)  # executescript manages its own transaction
         except sqlite3.DatabaseError as exc:
@@ -95,44 +87,18 @@ class ConversationStore:
 
     # ---- connections -------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.row_factory = sqlite3.Row
-            self._local.db = db
-            with self._guard:
-                self._connections.append(db)
-        return db
+        return self._database.conn()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        with self._write_lock:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"the conversation store {self.path} is busy or unwritable: {exc}") from exc
-            try:
+        try:
+            with self._database.write() as db:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            else:
-                db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the conversation store {self.path} is busy or unwritable: {exc}") from exc
 
     def close(self) -> None:
-        with self._guard:
-            for db in self._connections:
-                try:
-                    db.close()
-                except sqlite3.ProgrammingError:
-                    pass
-            self._connections.clear()
-        self._local = threading.local()
+        self._database.close()
 
     # ---- sessions ----------------------------------------------------------------------
     def create_session(self, user_id: str, title: str = "", session_id: str | None = None) -> SessionInfo:
@@ -159,6 +125,11 @@ class ConversationStore:
 
     def session_exists(self, session_id: str) -> bool:
         return self._db().execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+
+    def users(self) -> list[str]:
+        """Every user id with a session, oldest user first."""
+        rows = self._db().execute("SELECT id FROM users ORDER BY created_at, id").fetchall()
+        return [str(r["id"]) for r in rows]
 
     def sessions(self, user_id: str) -> list[SessionInfo]:
         rows = self._db().execute(

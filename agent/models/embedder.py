@@ -144,7 +144,7 @@ class SentenceEmbedder:
                             f"cannot load the embedder {self._model_name!r}: {exc}. Use a local model folder "
                             f"or the default {DEFAULT_EMBEDDER!r}."
                         ) from exc
-                    self._model = _quantize_int8(model) if self._int8 else model
+                    self._model = _dynamic_int8(model) if self._int8 else model
         return self._model
 
     def lean_encoder(self) -> LeanBert | None:
@@ -248,7 +248,7 @@ def _dimension(model) -> int:  # type: ignore[no-untyped-def]
     return int(method())
 
 
-def _quantize_int8(model):  # type: ignore[no-untyped-def]
+def _dynamic_int8(model):  # type: ignore[no-untyped-def]
     """The model with its linear layers in int8 (weights per output channel, activations
     per batch): on an AVX2 CPU the fp32 matrix products run near the cores' peak already,
     so fewer bits per weight is what speeds them up."""

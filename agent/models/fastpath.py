@@ -32,7 +32,6 @@ from agent.models.fastquant import (
     WEIGHT_MODES,
     PackedLayer,
     PackedLinear,
-    Sampler,
     StepThreads,
     activation_dtype,
     busy_machine_threads,
@@ -48,6 +47,7 @@ from agent.models.fastquant import (
     verify_packed,
 )
 from agent.models.prefill8 import PREFILL_MODES, Int8Prefill, prepare_int8_prefill
+from agent.models.sampling import Sampler
 from agent.paths import default_cache_dir
 
 if TYPE_CHECKING:

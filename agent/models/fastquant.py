@@ -48,10 +48,9 @@ from agent.errors import ModelError
 if TYPE_CHECKING:
     import torch
 
-    from agent.options import GenerationOptions
 
 __all__ = ["WEIGHT_MODES", "ACTIVATION_MODES", "PackedLinear", "aligned", "kernel_isa", "int8_kernel",
-           "verify_packed", "Sampler", "pack_linear", "quantize_int8", "quantize_int4",
+           "verify_packed", "pack_linear", "quantize_int8", "quantize_int4",
            "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads", "StepThreads",
            "intra_op_threads", "norm_gain", "save_packed", "load_packed", "model_fingerprint", "PACK_FORMAT"]
 
@@ -334,63 +333,6 @@ def norm_gain(module: Any) -> torch.Tensor:
     import torch
 
     return module.weight.detach().to(torch.float32).contiguous()
-
-
-class Sampler:
-    """Picks the next token from fp32 logits the way HF ``generate`` would: repetition
-    penalty over every token seen (prompt included), then temperature, top-k, top-p."""
-
-    def __init__(self, options: GenerationOptions, vocab_size: int, prompt: list[int]):
-        import torch
-
-        self.options = options
-        self.penalty = float(options.repetition_penalty)
-        self.seen = torch.zeros(vocab_size, dtype=torch.bool)
-        if self.penalty != 1.0:
-            self.seen[torch.tensor(prompt)] = True
-        self.generator = torch.Generator()
-        if options.seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(options.seed))
-
-    def __call__(self, logits: torch.Tensor) -> int:
-        import torch
-
-        opts = self.options
-        if self.penalty != 1.0:
-            p = self.penalty
-            logits = torch.where(self.seen, torch.where(logits < 0, logits * p, logits / p), logits)
-        if opts.greedy:
-            token = int(torch.argmax(logits))
-        else:
-            token = self._sample(logits / opts.temperature)
-        if self.penalty != 1.0:
-            self.seen[token] = True
-        return token
-
-    def _sample(self, logits: torch.Tensor) -> int:
-        import torch
-
-        k, top_p = self.options.top_k, self.options.top_p
-        if k <= 0 and top_p >= 1.0:
-            return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator))
-        if k > 0:
-            vals, idx = torch.topk(logits, min(k, len(logits)))
-            probs = torch.softmax(vals, -1)
-        else:
-            # The nucleus almost always lies within the top 256 tokens: check that against
-            # the full mass before trusting it, else sort everything (exact either way).
-            vals, idx = torch.topk(logits, min(256, len(logits)))
-            probs = torch.exp(vals - torch.logsumexp(logits, -1))
-            if float(probs.sum()) < top_p:
-                vals, idx = torch.sort(logits, descending=True)
-                probs = torch.softmax(vals, -1)
-        if top_p < 1.0:
-            # HF's rule: keep a token while the mass strictly above it is below top_p.
-            probs = probs.masked_fill((torch.cumsum(probs, -1) - probs) >= top_p, 0.0)
-        # multinomial normalizes the kept mass itself
-        return int(idx[torch.multinomial(probs, 1, generator=self.generator)])
 
 
 # -- threads ---------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from typing import Any
 
 from agent.errors import ModelError
 from agent.models.adapters import adapter_base, is_adapter_dir, merge_adapter, merged_target
+from agent.models.config import ModelConfig
 from agent.models.device import Placement, resolve_placement
 from agent.models.embedded import Progress, ensure_converted
 from agent.models.model import LanguageModel
 from agent.models.presets import DEFAULT_MODEL, find_preset
 
-__all__ = ["load_model", "resolve_source", "resolve_adapter_dir"]
+__all__ = ["load_model", "load_configured", "resolve_source", "resolve_adapter_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +236,11 @@ def _default_fast_weights(placement: Placement) -> str:
     import torch
 
     return {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(placement.dtype, "fp32")
+
+
+def load_configured(config: ModelConfig, *, fast: bool | str = "auto", progress: Progress | None = None) -> LanguageModel:
+    """The model an agent config's ``model:`` section names, loaded with its device, dtype,
+    quantization and prefill settings (the one place that maps the section onto
+    :func:`load_model`)."""
+    return load_model(config.name, device=config.device, dtype=config.dtype, quantization=config.quantization,
+                      fast=fast, progress=progress, prefill=config.prefill)

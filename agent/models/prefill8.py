@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Int8Linear", "Int8Prefill", "prepare_int8_prefill", "int8_prefill_unavailable", "save_int8", "load_int8",
+__all__ = ["SmoothedInt8Linear", "Int8Prefill", "prepare_int8_prefill", "int8_prefill_unavailable", "save_int8", "load_int8",
            "PREFILL_MODES", "CALIBRATION_TEXT", "ALPHA", "SLOTS", "PREFILL_FORMAT"]
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def int8_prefill_unavailable() -> str | None:
     return None
 
 
-class Int8Linear:
+class SmoothedInt8Linear:
     """``y = x @ W.T + b`` for many rows with per-token 8-bit activations, a smoothed 7-bit
     weight (per output channel) and FBGEMM. Build with :meth:`from_dense` or from stored
     tensors; :meth:`pack` prepares FBGEMM's layout (done once)."""
@@ -117,7 +117,7 @@ class Int8Linear:
 
     @classmethod
     def from_dense(cls, weight: torch.Tensor, bias: torch.Tensor | None, act_absmax: torch.Tensor,
-                   alpha: float = ALPHA) -> Int8Linear:
+                   alpha: float = ALPHA) -> SmoothedInt8Linear:
         """Quantize fp32 ``weight`` (out, in) given each input channel's calibrated max |x|."""
         import torch
 
@@ -128,7 +128,7 @@ class Int8Linear:
         q = torch.round(ws / scale[:, None]).clamp_(-WEIGHT_MAX, WEIGHT_MAX).to(torch.int8)
         return cls(q, scale, (1.0 / s).contiguous(), None if bias is None else bias.to(torch.float32))
 
-    def pack(self) -> Int8Linear:
+    def pack(self) -> SmoothedInt8Linear:
         import torch
 
         if self._packed is None:
@@ -157,14 +157,14 @@ class Int8Linear:
     def tensors(self) -> dict[str, torch.Tensor]:
         """What :func:`save_int8` stores (before :meth:`pack`, which drops the int8 weight)."""
         if self.weight is None:
-            raise ValueError("Int8Linear was packed: its int8 weight now lives in FBGEMM's layout only")
+            raise ValueError("SmoothedInt8Linear was packed: its int8 weight now lives in FBGEMM's layout only")
         out = {"weight": self.weight, "scale": self.scale, "inv_smooth": self.inv_smooth}
         if self.bias is not None:
             out["bias"] = self.bias
         return out
 
 
-def save_int8(path: Path, key: dict[str, str], layers: list[dict[int, Int8Linear]]) -> None:
+def save_int8(path: Path, key: dict[str, str], layers: list[dict[int, SmoothedInt8Linear]]) -> None:
     """Write the int8 prefill weights whole or not at all."""
     from agent.models.fastquant import save_atomically
 
@@ -173,7 +173,7 @@ def save_int8(path: Path, key: dict[str, str], layers: list[dict[int, Int8Linear
     save_atomically(path, tensors, key)
 
 
-def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, Int8Linear]] | None:
+def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, SmoothedInt8Linear]] | None:
     """The int8 prefill weights :func:`save_int8` wrote for ``key`` (with or without a
     calibration hash: a cache written from the same model's calibration serves a caller
     that has no calibration ids), else None."""
@@ -193,7 +193,7 @@ def load_int8(path: Path, key: dict[str, str]) -> list[dict[int, Int8Linear]] | 
                 for slot in SLOTS:
                     get = {n: aligned(f.get_tensor(f"{i}.{slot}.{n}"))
                            for n in ("weight", "scale", "inv_smooth", "bias") if f"{i}.{slot}.{n}" in names}
-                    layer[slot] = Int8Linear(get["weight"], get["scale"], get["inv_smooth"], get.get("bias"))
+                    layer[slot] = SmoothedInt8Linear(get["weight"], get["scale"], get["inv_smooth"], get.get("bias"))
                 layers.append(layer)
             return layers
     except Exception:  # missing, torn or foreign: calibrate afresh
@@ -209,7 +209,7 @@ class Int8Prefill:
     the interpreter now waits for it at exit instead.
     """
 
-    def __init__(self, layers: list[dict[int, Int8Linear]]) -> None:
+    def __init__(self, layers: list[dict[int, SmoothedInt8Linear]]) -> None:
         self._layers = layers
         self._ready = threading.Event()
         self.failure: str | None = None
@@ -231,8 +231,8 @@ class Int8Prefill:
         """False once packing failed (True while it is still running)."""
         return self.failure is None
 
-    def layers(self) -> list[dict[int, Int8Linear]] | None:
-        """Per layer ``{slot: Int8Linear}`` once packed (waits), or None if packing failed."""
+    def layers(self) -> list[dict[int, SmoothedInt8Linear]] | None:
+        """Per layer ``{slot: SmoothedInt8Linear}`` once packed (waits), or None if packing failed."""
         self._ready.wait()
         return None if self.failure is not None else self._layers
 
@@ -275,7 +275,7 @@ def prepare_int8_prefill(decoder: Any, prefill: str, hf_model: Any, calibration_
         started = time.perf_counter()
         maxima = decoder.activation_maxima(ids)
         with torch.inference_mode():
-            layers = [{slot: Int8Linear.from_dense(layer[slot].dense_weight(), layer[slot].bias, maxima[(i, slot)])
+            layers = [{slot: SmoothedInt8Linear.from_dense(layer[slot].dense_weight(), layer[slot].bias, maxima[(i, slot)])
                        for slot in SLOTS} for i, layer in enumerate(decoder.packed_layers)]
         log.info("calibrated int8 prefill on %d tokens in %.2fs", len(ids), time.perf_counter() - started)
         if path is not None:

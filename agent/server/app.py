@@ -42,13 +42,11 @@ def build_served_agent(config: AgentConfig, progress: Progress | None = None) ->
         torch.set_num_threads(config.server.torch_threads)
     if config.model.backend == "transformers" and batching.enabled:
         from agent.backends.batching import batching_backend
-        from agent.models.loader import load_model
+        from agent.models.loader import load_configured
 
-        m = config.model
         # The batching scheduler runs transformers' forward itself, so the single-stream
         # fast decoder would only hold a second copy of the weights.
-        model = load_model(m.name, device=m.device, dtype=m.dtype, quantization=m.quantization, fast=False,
-                           progress=progress)
+        model = load_configured(config.model, fast=False, progress=progress)
         backend = batching_backend(model, max_batch_size=batching.max_batch_size, window_ms=batching.window_ms,
                                    max_prefill_tokens=batching.max_prefill_tokens)
     return Agent(config, backend=backend, progress=progress)

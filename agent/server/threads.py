@@ -12,11 +12,11 @@ resolve to another user's session.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from agent.sqlite import Database
 
 __all__ = ["ConversationIndex", "conversation_digest"]
 
@@ -46,34 +46,24 @@ class ConversationIndex:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection behind a lock: every statement here is a single-row lookup or write.
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        # every statement here is a single-row lookup or write: autocommit, no transaction
+        self._database = Database(self.path)
+        self._database.conn().executescript(_SCHEMA)
 
     def find(self, user_id: str, digest: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT session_id FROM threads WHERE user_id = ? AND digest = ?",
-                                   (user_id, digest)).fetchone()
+        row = self._database.conn().execute("SELECT session_id FROM threads WHERE user_id = ? AND digest = ?",
+                                            (user_id, digest)).fetchone()
         return str(row[0]) if row else None
 
     def record(self, user_id: str, digest: str, session_id: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO threads(user_id, digest, session_id, created_at) "
-                             "VALUES (?, ?, ?, ?)", (user_id, digest, session_id, time.time()))
+        self._database.conn().execute("INSERT OR REPLACE INTO threads(user_id, digest, session_id, created_at) "
+                                      "VALUES (?, ?, ?, ?)", (user_id, digest, session_id, time.time()))
 
     def forget_session(self, session_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM threads WHERE session_id = ?", (session_id,))
+        self._database.conn().execute("DELETE FROM threads WHERE session_id = ?", (session_id,))
 
     def forget_user(self, user_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM threads WHERE user_id = ?", (user_id,))
+        self._database.conn().execute("DELETE FROM threads WHERE user_id = ?", (user_id,))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._database.close()

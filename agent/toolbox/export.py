@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.errors import InputError
 from agent.toolbox.conversations import Conversation
+
+if TYPE_CHECKING:
+    from agent.dialogue.store import ConversationStore
 
 __all__ = ["store_users", "export_store", "store_path_for"]
 
@@ -22,13 +26,9 @@ def store_path_for(config_path: str | None = None) -> Path:
     return load_config(config_path).resolved_data_dir() / "conversations.sqlite3"
 
 
-def store_users(store: object) -> list[str]:
-    """Every user id in a :class:`~agent.dialogue.store.ConversationStore`, oldest first.
-
-    The store has no public method for this, so it reads the ``users`` table directly.
-    """
-    rows = store._db().execute("SELECT id FROM users ORDER BY created_at, id").fetchall()  # type: ignore[attr-defined]
-    return [str(r["id"]) for r in rows]
+def store_users(store: ConversationStore) -> list[str]:
+    """Every user id in a :class:`~agent.dialogue.store.ConversationStore`, oldest first."""
+    return store.users()
 
 
 def export_store(path: str | Path, *, users: list[str] | None = None, system: str | None = None,

@@ -49,7 +49,7 @@ def dispatch_overhead(turns: int = 300) -> dict[str, Any]:
                     agent.chat(text, session_id=session)
                     bucket.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                agent._route(f"/echo hello {k}", _understood())
+                agent.route(f"/echo hello {k}")
                 route_only.append(time.perf_counter() - start)
         finally:
             agent.close()
@@ -58,9 +58,3 @@ def dispatch_overhead(turns: int = 300) -> dict[str, Any]:
     return {"turns": turns, "chat_turn_median_ms": round(med["chat"], 3), "skill_turn_median_ms": round(med["skill"], 3),
             "dispatch_overhead_ms": round(med["skill"] - med["chat"], 3), "route_median_ms": round(med["route"], 4),
             "load_skills_median_ms": round(med["load"], 1), "skills_loaded": len(skills)}
-
-
-def _understood() -> Any:
-    from agent.turn import Understood
-
-    return Understood()

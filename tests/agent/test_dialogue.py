@@ -7,6 +7,7 @@ from agent.backends.fake import failing
 from agent.errors import BackendError, ConfigError, InputError
 from agent.prompts import REFERENCE_OPEN
 from agent.turn import Label, Understood
+from tests.helpers.memory import FakeMemory
 
 
 def test_a_turn_streams_and_fills_the_reply(fake_agent):
@@ -134,8 +135,11 @@ def test_a_message_larger_than_the_context_is_rejected(fake_agent):
         agent.chat("word " * 400)
 
 
-class _Memory:
+class _Memory(FakeMemory):
+    """Every search finds one poisoned memory; adds are recorded."""
+
     def __init__(self):
+        super().__init__()
         self.added = []
 
     def search(self, query, k=5, user_id=None, kinds=None, *, vector=None):
@@ -146,7 +150,7 @@ class _Memory:
 
     def add(self, text, *, user_id, session_id=None, kind="turn", source=None, vector=None):
         self.added.append((text, user_id, vector))
-        return len(self.added)
+        return super().add(text, user_id=user_id, session_id=session_id, kind=kind, source=source)
 
 
 class _Understanding:

@@ -11,7 +11,7 @@ import torch
 from agent import load_model
 from agent.errors import ModelError
 from agent.models.fastpath import FastDecoder
-from agent.models.prefill8 import CALIBRATION_TEXT, Int8Linear, int8_prefill_unavailable
+from agent.models.prefill8 import CALIBRATION_TEXT, SmoothedInt8Linear, int8_prefill_unavailable
 
 pytestmark = pytest.mark.skipif(int8_prefill_unavailable() is not None, reason="no FBGEMM engine here")
 
@@ -28,18 +28,18 @@ def test_per_token_smoothed_int8_keeps_an_outlier_token_and_channel_from_flatten
     w = torch.randn(96, 256) / 16
     bias = torch.randn(96)
     ref = x @ w.T + bias
-    lin = Int8Linear.from_dense(w, bias, x.abs().amax(0))
+    lin = SmoothedInt8Linear.from_dense(w, bias, x.abs().amax(0))
     assert _relative_error(lin(x), ref) < 0.04  # 7-bit weights, 8-bit activations
     assert _relative_error(lin(x)[1:], ref[1:]) < 0.04  # the ordinary rows too
     # what per-tensor activations do to the same rows (the scheme this replaces)
     scale = w.abs().amax(1) / 127
-    plain = Int8Linear(torch.round(w / scale[:, None]).to(torch.int8), scale, torch.ones(256)).pack()
+    plain = SmoothedInt8Linear(torch.round(w / scale[:, None]).to(torch.int8), scale, torch.ones(256)).pack()
     naive = torch.ops.quantized.linear_dynamic(x, plain._packed, True) + bias
     assert _relative_error(naive[1:], ref[1:]) > 5 * _relative_error(lin(x)[1:], ref[1:])
 
 
 def test_a_row_of_zeros_stays_zero_plus_bias():
-    lin = Int8Linear.from_dense(torch.randn(32, 64), torch.ones(32), torch.ones(64))
+    lin = SmoothedInt8Linear.from_dense(torch.randn(32, 64), torch.ones(32), torch.ones(64))
     y = lin(torch.zeros(3, 64))
     torch.testing.assert_close(y, torch.ones(3, 32))
 
@@ -103,7 +103,7 @@ def test_a_failed_weight_packing_falls_back_to_fp32(tiny_llama, monkeypatch, cap
     def broken(self):
         raise RuntimeError("no FBGEMM today")
 
-    monkeypatch.setattr(Int8Linear, "pack", broken)
+    monkeypatch.setattr(SmoothedInt8Linear, "pack", broken)
     with caplog.at_level(logging.WARNING, logger="agent.models.prefill8"):
         lm = load_model(str(tiny_llama), device="cpu", quantization="int8", prefill="int8")
         text = lm.generate_text("Once upon a time there was a tiny model. " * 6, max_new_tokens=3, temperature=0)

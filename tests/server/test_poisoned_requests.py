@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from agent.backends.batching import BatchingBackend
-from agent.backends.rowsampling import choose_tokens
 from agent.errors import BackendError, InputError
 from agent.models.loader import load_model
+from agent.models.sampling import choose_tokens
 from agent.options import GenerationOptions
 
 SAMPLED = GenerationOptions(temperature=0.7, max_new_tokens=8, seed=5)
