@@ -237,12 +237,12 @@ def int4_fits(weight: torch.Tensor) -> bool:
     return n % 16 == 0 and k % INT4_GROUP == 0
 
 
-def on_int4_grid(hf_model: object, tolerance: float = 1e-2) -> bool:
+def on_int4_grid(hf_model: Any, tolerance: float = 1e-2) -> bool:
     """Whether the model's linear weights already are 4-bit in groups of 32 (``d * q + m``,
     q in 0..15, as GGUF Q4_1 stores them), so int4 loses nothing. Checks a few matrices."""
     import torch
 
-    layers = hf_model.model.layers  # type: ignore[attr-defined]
+    layers = hf_model.model.layers
     picks = [layers[0].self_attn.q_proj, layers[0].mlp.down_proj, layers[-1].mlp.gate_proj]
     for linear in picks:
         w = linear.weight.detach()

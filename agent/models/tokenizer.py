@@ -86,6 +86,15 @@ class LeanTokenizer:
     """The tokenizer in ``folder`` (``tokenizer.json``, ``tokenizer_config.json`` and the chat
     template), with the transformers calls llmos's generation path makes."""
 
+    # the special tokens' text (``_SPECIAL``), from tokenizer_config.json; None when unset
+    bos_token: str | None
+    eos_token: str | None
+    unk_token: str | None
+    pad_token: str | None
+    sep_token: str | None
+    cls_token: str | None
+    mask_token: str | None
+
     def __init__(self, folder: str | Path) -> None:
         from tokenizers import Tokenizer
 
@@ -115,19 +124,19 @@ class LeanTokenizer:
 
     @property
     def bos_token_id(self) -> int | None:
-        return self._id(self.bos_token)  # type: ignore[attr-defined]
+        return self._id(self.bos_token)
 
     @property
     def eos_token_id(self) -> int | None:
-        return self._id(self.eos_token)  # type: ignore[attr-defined]
+        return self._id(self.eos_token)
 
     @property
     def pad_token_id(self) -> int | None:
-        return self._id(self.pad_token)  # type: ignore[attr-defined]
+        return self._id(self.pad_token)
 
     @property
     def unk_token_id(self) -> int | None:
-        return self._id(self.unk_token)  # type: ignore[attr-defined]
+        return self._id(self.unk_token)
 
     @property
     def special_tokens_map(self) -> dict[str, str]:
