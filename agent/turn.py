@@ -119,6 +119,10 @@ class MemoryBackend(Protocol):
         """Delete everything of ``user_id``'s; return how many memories went."""
         ...
 
+    def forget_session(self, user_id: str, session_id: str) -> int:
+        """Delete the memories that came from one of ``user_id``'s sessions; return how many."""
+        ...
+
     def has_documents(self, user_id: str | None = None) -> bool:
         """Whether any document could ground an answer for ``user_id``: one in the shared
         knowledge base, or one the user attached (``user_id=None``: the shared base only)."""

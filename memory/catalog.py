@@ -217,6 +217,17 @@ class IndexCatalog:
             if changes:
                 self.save(ns)
 
+    def purge(self, ns: str) -> None:
+        """After memories were forgotten: leave none of their vectors in any index file. A
+        loaded HNSW graph (which can only mark vectors deleted) is rebuilt from SQLite; an
+        index not loaded is deleted from disk and rebuilt from SQLite when next used."""
+        with self.lock:
+            index = self._indexes.get(ns)
+            if index is None:
+                self.drop(ns)
+            elif index.deleted:
+                self.rebuild(ns, "the vectors of forgotten memories leave the HNSW graph")
+
     def drop(self, ns: str) -> None:
         """Forget a namespace's index: in memory and on disk (manifest first, so a crash in
         between leaves an index without manifest, which is rebuilt, never trusted)."""

@@ -212,6 +212,10 @@ class MemoryDB:
     def ids_in(self, ns: str) -> list[int]:
         return [r[0] for r in self.conn().execute("SELECT id FROM memories WHERE ns = ?", (ns,))]
 
+    def ids_of_session(self, ns: str, session_id: str) -> list[int]:
+        rows = self.conn().execute("SELECT id FROM memories WHERE ns = ? AND session_id = ?", (ns, session_id))
+        return [r[0] for r in rows]
+
     def ids_where(self, ns: str, *, source: str | None = None) -> list[int]:
         rows = self.conn().execute("SELECT id FROM memories WHERE ns = ? AND source IS ?", (ns, source))
         return [r[0] for r in rows]
@@ -328,6 +332,14 @@ class MemoryDB:
     def drop_document(self, conn: sqlite3.Connection, ns: str, source: str) -> None:
         conn.execute("DELETE FROM documents WHERE ns = ? AND source = ?", (ns, source))
 
+    def document_owners(self) -> dict[str, str | None]:
+        """Namespace -> its user id (None: the shared knowledge base), for every namespace
+        that holds documents."""
+        rows = self.conn().execute(
+            "SELECT d.ns, (SELECT m.user_id FROM memories m WHERE m.ns = d.ns AND m.kind = 'document' LIMIT 1) "
+            "FROM (SELECT DISTINCT ns FROM documents) d").fetchall()
+        return {ns: user for ns, user in rows}
+
     def has_documents(self, ns: str) -> bool:
         return self.conn().execute("SELECT 1 FROM documents WHERE ns = ? LIMIT 1", (ns,)).fetchone() is not None
 
@@ -345,7 +357,21 @@ class MemoryDB:
 
     def scrub(self) -> None:
         """After a forget: rewrite the FTS index (deleted tokens linger in old segments until
-        a merge) and truncate the WAL (it holds old page images)."""
+        a merge) and truncate the WAL (it holds old page images). A forget marks the database
+        first (:meth:`forget_pending`), so a crash before the scrub is finished on the next open."""
         conn = self.conn()
         conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+        with self.write(bump=False) as tx:
+            tx.execute("DELETE FROM meta WHERE key = 'scrub_pending'")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def forget_pending(self, conn: sqlite3.Connection) -> None:
+        """Inside a forgetting transaction: remember that :meth:`scrub` must run."""
+        self.meta_set(conn, "scrub_pending", "1")
+
+    def scrub_if_pending(self) -> bool:
+        """Finish the scrub of a forget that a crash interrupted; True if one was pending."""
+        if self.meta_get("scrub_pending") is None:
+            return False
+        self.scrub()
+        return True

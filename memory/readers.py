@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,6 +21,9 @@ class Segment:
 
     text: str
     page: int | None = None
+    lines: bool = True
+    """Whether the text's lines are the file's lines (so a passage can be cited by line);
+    False for text extracted from HTML, which is re-flowed."""
 
 
 def read_document(path: Path) -> list[Segment]:
@@ -32,7 +36,7 @@ def read_document(path: Path) -> list[Segment]:
     except OSError as exc:
         raise MemoryStoreError(f"cannot read {path}: {exc}") from exc
     if suffix in (".html", ".htm"):
-        return [Segment(html_to_text(raw))]
+        return [Segment(html_to_text(raw), lines=False)]
     if suffix in (".md", ".markdown"):
         return [Segment(markdown_to_text(raw))]
     if suffix in (".txt", ".text"):
@@ -62,19 +66,25 @@ def _read_pdf(path: Path) -> list[Segment]:
                                "convert it to text and add the .txt") from exc
 
 
-_MD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\A---\n.*?\n---\n", re.S), ""),                 # YAML front matter
+def _blank_lines(match: re.Match[str]) -> str:
+    return "\n" * match.group(0).count("\n")
+
+
+# Every rule keeps the line count, so a passage's line numbers are the file's line numbers.
+_MD_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"\A---\n.*?\n---\n", re.S), _blank_lines),         # YAML front matter
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),               # images: keep the alt text
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),                # links: keep the label
-    (re.compile(r"^\s{0,3}#{1,6}\s*(.*?)\s*#*\s*$", re.M), r"\1."),  # headings end a sentence
-    (re.compile(r"^\s{0,3}(```|~~~).*$", re.M), ""),              # code fences
+    (re.compile(r"^[ \t]{0,3}#{1,6}[ \t]*(.*?)[ \t]*#*[ \t]*$", re.M), r"\1."),  # headings end a sentence
+    (re.compile(r"^[ \t]{0,3}(```|~~~).*$", re.M), ""),              # code fences
     (re.compile(r"(\*\*|__|`)"), ""),                             # emphasis and inline code marks
     (re.compile(r"<[^>\n]+>"), ""),                               # inline HTML tags
 )
 
 
 def markdown_to_text(text: str) -> str:
-    """Markdown with its markup removed (the words stay, line structure too)."""
+    """Markdown with its markup removed: the words stay, and every line stays on its line
+    (citations count lines in this text)."""
     for pattern, repl in _MD_RULES:
         text = pattern.sub(repl, text)
     return text

@@ -61,6 +61,8 @@ class MemoryStore:
         self.indexes = IndexCatalog(self.db, self.path / "index", params, embedder, self._lock,
                                     save_every=cfg.index_save_every)
         self.recall = Recall(self.db, self.indexes, cfg)
+        if self.db.scrub_if_pending():
+            log.warning("finished scrubbing forgotten text from %s (a forget was interrupted)", self.path)
         self._generation = self.db.generation()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -226,11 +228,30 @@ class MemoryStore:
         ns = namespace_for(user_id)
         with self._lock:
             with self.db.write() as conn:
+                self.db.forget_pending(conn)
                 removed = self.db.forget_namespace(conn, ns)
             self._wrote()
             self.indexes.drop(ns)
             self.db.scrub()
         log.info("forgot %d memories of user %r", removed, user_id)
+        return removed
+
+    def forget_session(self, user_id: str, session_id: str) -> int:
+        """Delete the memories that came from one of ``user_id``'s sessions (rows, text,
+        vectors, index entries; the text is scrubbed from the database files); return how many."""
+        self._ensure_open()
+        if not isinstance(user_id, str) or not user_id or not isinstance(session_id, str) or not session_id:
+            raise InputError("forget_session needs a user id and a session id")
+        with self._lock:
+            ids = self.db.ids_of_session(namespace_for(user_id), session_id)
+            if not ids:
+                return 0
+            with self.db.write(bump=False) as conn:
+                self.db.forget_pending(conn)
+            removed = self.delete(ids, user_id=user_id)
+            self.indexes.purge(namespace_for(user_id))
+            self.db.scrub()
+        log.info("forgot %d memories of session %r", removed, session_id)
         return removed
 
     # -- reading ------------------------------------------------------------------------------

@@ -3,12 +3,16 @@
 ::
 
     llmos kb add PATH... [--user U]      files and folders (.txt .md .html .pdf)
-    llmos kb list | kb remove PATH... | kb search TEXT
+    llmos kb list [--user U]             shared documents and every user's (or U's), by scope
+    llmos kb remove PATH... | kb search TEXT
     llmos memory search TEXT [--user U] | memory list [--user U] | memory forget --user U
     llmos eval memory --locomo FILE [--json] [--answer] [--limit N] [--ablation]
 
-The knowledge-base commands work on the shared knowledge base (every user of the agent
-sees it) unless ``--user`` names a user; the memory commands default to the user
+The knowledge base has scopes: shared documents (every user's answers draw on them) and each
+user's own (attached in the TUI, ``kb add --user U`` or the server: only that user's answers
+draw on them). ``kb add``, ``kb remove`` and ``kb search`` work on the shared scope unless
+``--user`` names a user; ``kb list`` shows every scope, or with ``--user`` the shared one and
+that user's; the memory commands default to the user
 ``local``, the one ``llmos ask`` and ``llmos chat`` use.
 """
 
@@ -54,7 +58,7 @@ def _register_kb(top: Any) -> None:
     add = sub.add_parser("add", help="add files and folders (.txt .md .html .pdf)")
     add.add_argument("paths", nargs="+", metavar="PATH")
     add.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ls = sub.add_parser("list", help="the documents in the knowledge base")
+    ls = sub.add_parser("list", help="the documents in the knowledge base, by scope (shared, each user's)")
     ls.add_argument("--json", action="store_true")
     rm = sub.add_parser("remove", help="remove documents (a file, or all under a folder)")
     rm.add_argument("paths", nargs="+", metavar="PATH")
@@ -147,17 +151,25 @@ def _kb_add(args: argparse.Namespace) -> int:
 
 
 def _kb_list(args: argparse.Namespace) -> int:
-    from memory.kb import list_documents
+    from memory.kb import list_all_documents
 
     with _open_store(args) as store:
-        docs = list_documents(store, args.user)
+        docs = list_all_documents(store, args.user)
     if args.json:
-        print(json.dumps([vars(d) for d in docs], ensure_ascii=False))
+        print(json.dumps([{**vars(d), "scope": d.scope} for d in docs], ensure_ascii=False))
         return 0
+    shown = "the shared knowledge base" + (f" and user {args.user}'s documents" if args.user else
+                                          " and every user's documents")
     if not docs:
-        print("the knowledge base is empty; add files with `llmos kb add PATH`")
+        print(f"no documents in {shown}; add files with `llmos kb add PATH [--user U]`")
+        return 0
+    print(f"documents in {shown}:")
+    scope = None
     for d in docs:
-        print(f"{d.chunks:>6} passages  {d.bytes:>10} bytes  {_when(d.added_at)}  {d.source}")
+        if d.scope != scope:
+            scope = d.scope
+            print(f"{scope}:" if d.user_id is None else f"{scope} (only this user's answers draw on these):")
+        print(f"  {d.chunks:>6} passages  {d.bytes:>10} bytes  {_when(d.added_at)}  {d.source}")
     return 0
 
 

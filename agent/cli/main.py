@@ -23,6 +23,7 @@ __all__ = ["main", "build_parser", "CommandGroups"]
 COMMAND_MODULES = (
     "agent.cli.cmd_core",
     "agent.cli.cmd_memory",
+    "agent.cli.cmd_sessions",
     "agent.cli.cmd_understand",
     "agent.cli.cmd_skills",
     "agent.cli.cmd_serve",

@@ -19,7 +19,7 @@ from typing import Any
 from agent.backends.base import Backend
 from agent.config import AgentConfig, load_config
 from agent.dialogue.context import Turn, plan_prompt, transcript
-from agent.dialogue.remember import asks_what_is_remembered
+from agent.dialogue.remember import asks_what_is_remembered, delete_session
 from agent.dialogue.store import ConversationStore, Message, SessionInfo
 from agent.errors import LlmosError, MemoryStoreError
 from agent.models.embedded import Progress
@@ -182,7 +182,9 @@ class Agent:
         self.store.rename_session(session_id, title)
 
     def delete_session(self, session_id: str) -> None:
-        self.store.delete_session(session_id)
+        """Delete a session with its summary and the memories that came from it
+        (:func:`~agent.dialogue.remember.delete_session`)."""
+        delete_session(self.store, self.memory, session_id)
 
     def history(self, session_id: str) -> list[Message]:
         return self.store.messages(session_id)
@@ -207,14 +209,40 @@ class Agent:
 
     def add_document(self, path: str | Path, user_id: str | None = None) -> int:
         """Add a file or folder to the knowledge base (shared, or ``user_id``'s own)."""
+        from memory import ingest_paths
+
+        return int(ingest_paths(self._document_store(), [Path(path)], user_id=user_id))
+
+    def add_document_text(self, name: str, text: str, user_id: str | None = None) -> int:
+        """Add a document given as text under ``name`` (shared, or ``user_id``'s own); return
+        the passages stored (0: the same text was there already)."""
+        from memory.kb import ingest_text
+
+        return ingest_text(self._document_store(), name, text, user_id=user_id)
+
+    def documents(self, user_id: str | None = None) -> list[Any]:
+        """The documents ``user_id``'s answers draw on (the shared ones, then the user's own),
+        each with its ``scope``; ``None``: the shared knowledge base only."""
+        from memory.kb import list_all_documents, list_documents
+
+        store = self._document_store()
+        return list_documents(store, None) if user_id is None else list_all_documents(store, user_id)
+
+    def remove_document(self, source: str, user_id: str | None = None) -> int:
+        """Remove a document (shared, or ``user_id``'s own); return the passages removed."""
+        from memory.kb import remove_documents
+
+        return remove_documents(self._document_store(), [source], user_id=user_id)
+
+    def _document_store(self) -> Any:
         if self.memory is None:
             raise MemoryStoreError("memory is disabled in this agent's config (memory.enabled: false)")
-        from memory import MemoryStore, ingest_paths
+        from memory import MemoryStore
 
         if not isinstance(self.memory, MemoryStore):
             raise MemoryStoreError(f"documents go into llmos's memory store; this agent's memory is a "
                                    f"{type(self.memory).__name__}: add them through that backend instead")
-        return int(ingest_paths(self.memory, [Path(path)], user_id=user_id))
+        return self.memory
 
     # ---- turns -------------------------------------------------------------------------
     def chat(self, text: str, *, user_id: str = "local", session_id: str | None = None) -> Reply:

@@ -1,8 +1,10 @@
-"""The built-in ``memory`` skill: "what do you remember about me?" answered from the store.
+"""What the agent remembers, and forgetting it.
 
-It lists what is stored rather than asking the model to paraphrase it, so users see
-exactly what the agent keeps about them (and can delete it with ``/forget`` or
-``llmos memory forget``).
+The built-in ``memory`` skill answers "what do you remember about me?" from the store: it
+lists what is stored rather than asking the model to paraphrase it, so users see exactly
+what the agent keeps about them (and can delete it with ``/forget`` or ``llmos memory
+forget``). :func:`delete_session` removes a conversation with everything that came from it;
+the Python API, the CLI, the TUI and the server all delete sessions through it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,26 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from agent.turn import MemoryRef
+from agent.turn import MemoryBackend, MemoryRef
 from skills.base import SkillRequest
 
-__all__ = ["RememberSkill", "asks_what_is_remembered"]
+if TYPE_CHECKING:
+    from agent.dialogue.store import ConversationStore
+
+__all__ = ["RememberSkill", "asks_what_is_remembered", "delete_session"]
+
+
+def delete_session(store: ConversationStore, memory: MemoryBackend | None, session_id: str) -> int:
+    """Delete a session: its messages, its running summary, and the memories that came from
+    it; return how many memories went. The memories go first, so a crash in between leaves a
+    session the user can delete again, never memories that no session leads to."""
+    removed = 0
+    if memory is not None and store.session_exists(session_id):
+        removed = memory.forget_session(store.get_session(session_id).user_id, session_id)
+    store.delete_session(session_id)
+    return removed
 
 _QUESTION = re.compile(
     r"\bwhat\s+(?:else\s+)?(?:do|did|have)\s+you\s+(?:remember(?:ed)?|know|recall(?:ed)?|stored?|kept)\s+"

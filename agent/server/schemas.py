@@ -155,6 +155,18 @@ class SessionRename(_Request):
     title: str = Field(max_length=200)
 
 
+class DocumentUpload(_Request):
+    """``POST /v1/users/{user}/documents``: a document of the user's own, as text."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "my-contract.md", "text": "# Contract\n\nThe notice period is two months."}]})
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")
+    """How answers cite it (``my-contract.md (lines 3-4)``); .md/.markdown is read as Markdown.
+    Uploading another text under the same name replaces the document."""
+    text: str = Field(min_length=1)
+
+
 class MessageCreate(SamplingFields):
     """``POST /v1/sessions/{id}/messages``: one user turn through the whole pipeline."""
 

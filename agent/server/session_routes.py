@@ -7,9 +7,12 @@ and users' memories.
     GET    /v1/sessions?user=U              list a user's sessions, newest first
     GET    /v1/sessions/{id}[?user=U]       one session with its messages
     PATCH  /v1/sessions/{id}[?user=U]       rename            {title}
-    DELETE /v1/sessions/{id}[?user=U]       delete it and its messages
+    DELETE /v1/sessions/{id}[?user=U]       delete it, its messages and the memories that came from it
     POST   /v1/sessions/{id}/messages[?user=U]  one turn      {content, stream?, temperature?, ...}
     GET    /v1/users/{user}/memories        what the agent remembers about a user
+    GET    /v1/users/{user}/documents       the documents a user's answers draw on, with their scope
+    POST   /v1/users/{user}/documents       add a document of the user's own   {name, text}
+    DELETE /v1/users/{user}/documents?name=N  remove one of the user's own documents
     DELETE /v1/users/{user}                 forget a user: memories, sessions, messages
 
 Session ids are per user (:mod:`agent.server.session_ids`): ``?user=`` names whose session
@@ -36,6 +39,7 @@ from agent.server.routing import Caller, CheckedRoute, get_state
 from agent.server.schemas import (
     SESSION_ID_PATTERN,
     USER_ID_PATTERN,
+    DocumentUpload,
     MessageCreate,
     SessionCreate,
     SessionDetail,
@@ -168,6 +172,40 @@ async def user_memories(request: Request, user_id: UserId, who: Caller,
     user = who.resolve_user(check_user_id(user_id))
     refs = await state.call(lambda: state.agent.remember(user, limit=limit))
     return {"object": "list", "data": [r.model_dump(mode="json") for r in refs]}
+
+
+def _document(info: Any) -> dict[str, Any]:
+    return {"object": "document", **dataclasses.asdict(info), "scope": info.scope}
+
+
+@router.get("/users/{user_id}/documents")
+async def user_documents(request: Request, user_id: UserId, who: Caller) -> dict[str, Any]:
+    """The documents a user's answers draw on: the shared knowledge base (``scope: shared``)
+    and the user's own (``scope: user U``). Shared documents are added with ``llmos kb add``."""
+    state = get_state(request)
+    user = who.resolve_user(check_user_id(user_id))
+    docs = await state.call(state.agent.documents, user)
+    return {"object": "list", "data": [_document(d) for d in docs]}
+
+
+@router.post("/users/{user_id}/documents", status_code=201)
+async def add_user_document(request: Request, user_id: UserId, body: DocumentUpload, who: Caller) -> dict[str, Any]:
+    """Add a document of the user's own (only this user's answers draw on it)."""
+    state = get_state(request)
+    user = who.resolve_user(check_user_id(user_id))
+    added = await state.call(state.agent.add_document_text, body.name, body.text, user)
+    return {"object": "document", "source": body.name, "user_id": user, "scope": f"user {user}",
+            "passages": added, "unchanged": added == 0}
+
+
+@router.delete("/users/{user_id}/documents")
+async def remove_user_document(request: Request, user_id: UserId, who: Caller,
+                               name: Annotated[str, Query(min_length=1, max_length=256)]) -> dict[str, Any]:
+    """Remove one of the user's own documents (shared ones are removed with ``llmos kb remove``)."""
+    state = get_state(request)
+    user = who.resolve_user(check_user_id(user_id))
+    removed = await state.call(state.agent.remove_document, name, user)
+    return {"object": "document", "source": name, "user_id": user, "deleted": True, "passages": removed}
 
 
 @router.delete("/users/{user_id}")

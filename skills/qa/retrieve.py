@@ -7,6 +7,7 @@ scores high), so it cannot tell "nothing relevant" apart; the similarity can.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from agent.turn import MemoryRef
 from skills.config import QAConfig
 
-__all__ = ["Passage", "retrieve", "select_passages", "crop"]
+__all__ = ["Passage", "retrieve", "select_passages", "crop", "cite_lines"]
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,33 @@ class Passage:
     citation: str
     similarity: float
     score: float
+    first_line: int | None = None
+    """The file line on which ``text`` starts, when the citation counts lines."""
 
     def ref(self) -> MemoryRef:
         return MemoryRef(id=self.id, text=self.text, score=self.score, kind=self.kind, source=self.source)
+
+
+_LINES = re.compile(r"^(?P<source>.*) \(lines? \d+(?:-\d+)?\)$")
+
+
+def _first_line(hit: Any) -> int | None:
+    locator = getattr(hit, "locator", None)
+    match = re.fullmatch(r"lines? (\d+)(?:-\d+)?", locator) if isinstance(locator, str) else None
+    return int(match.group(1)) if match else None
+
+
+def cite_lines(passage: Passage, start: int, end: int) -> str:
+    """The passage's citation narrowed to the lines of ``text[start:end]`` (e.g. the quoted
+    answer): ``policy.md (line 14)`` instead of the whole passage's ``policy.md (lines 10-24)``.
+    Unchanged when the citation does not count lines."""
+    match = _LINES.match(passage.citation)
+    if passage.first_line is None or match is None:
+        return passage.citation
+    first = passage.first_line + passage.text.count("\n", 0, start)
+    last = passage.first_line + passage.text.count("\n", 0, max(start, end - 1))
+    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    return f"{match.group('source')} ({where})"
 
 
 def _citation(hit: Any) -> str:
@@ -72,7 +97,7 @@ def retrieve(memory: Any, question: str, *, user_id: str | None, vector: Any, co
             if _usable(h, question)]
     sims = _similarities(hits, question, vector, memory)
     passages = [Passage(int(h.id), h.text, h.kind, getattr(h, "source", None), _citation(h), sim,
-                        float(getattr(h, "score", sim))) for h, sim in zip(hits, sims, strict=False)]
+                        float(getattr(h, "score", sim)), _first_line(h)) for h, sim in zip(hits, sims, strict=False)]
     passages.sort(key=lambda p: -p.similarity)
     return [p for p in passages if p.similarity >= config.min_similarity]
 
@@ -121,5 +146,10 @@ def select_passages(passages: Sequence[Passage], question: str, parameters: int 
     """The passages the model sees, best first (so [1] is the strongest source), each cropped."""
     count, tokens = passage_budget(parameters, config)
     chosen = list(passages[:count])
-    return [Passage(p.id, crop(p.text, question, tokens, count_tokens), p.kind, p.source, p.citation,
-                    p.similarity, p.score) for p in chosen]
+    out = []
+    for p in chosen:
+        text = crop(p.text, question, tokens, count_tokens)
+        shift = p.text.find(text)  # a crop is a stretch of the passage
+        first = None if p.first_line is None or shift < 0 else p.first_line + p.text.count("\n", 0, shift)
+        out.append(Passage(p.id, text, p.kind, p.source, p.citation, p.similarity, p.score, first))
+    return out

@@ -4,13 +4,14 @@ sources as [1], [2] with the list after the answer, or say it does not know."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from agent.errors import SkillError
 from skills.base import SkillRequest
 from skills.config import QAConfig, SkillsConfig
 from skills.qa.answer import Answer, answer_from
-from skills.qa.retrieve import Passage, retrieve, select_passages
+from skills.qa.retrieve import Passage, cite_lines, retrieve, select_passages
 from skills.text import model_parameters
 
 __all__ = ["QASkill", "format_answer", "resolve_mode", "NO_ANSWER"]
@@ -22,6 +23,12 @@ NO_ANSWER = ("I don't know: I found nothing relevant to that in the knowledge ba
 def format_answer(answer: Answer, passages: Sequence[Passage]) -> tuple[str, list[Passage]]:
     """The reply text (answer, citation marks, source list) and the cited passages."""
     cited = [passages[i] for i in answer.cited if i < len(passages)]
+    span = answer.span
+    if span is not None and span.passage < len(passages) and passages[span.passage] in cited:
+        # the quoted answer's own lines, not the whole passage's
+        quoted = passages[span.passage]
+        narrowed = replace(quoted, citation=cite_lines(quoted, span.start, span.end))
+        cited = [narrowed if p is quoted else p for p in cited]
     marks = " ".join(f"[{n}]" for n in range(1, len(cited) + 1))
     text = answer.text.strip().rstrip(".")
     lines = [f"{text}. {marks}".strip(), "", "Sources:"]

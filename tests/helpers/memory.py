@@ -76,6 +76,9 @@ class FakeMemory:
     def forget(self, user_id: str) -> int:
         return self.delete([i.id for i in self.items if i.user_id == user_id])
 
+    def forget_session(self, user_id: str, session_id: str) -> int:
+        return self.delete([i.id for i in self.items if i.user_id == user_id and i.session_id == session_id])
+
     def has_documents(self, user_id: str | None = None) -> bool:
         return any(i.kind == "document" and i.user_id in (None, user_id) for i in self.items)
 

@@ -319,6 +319,8 @@ class ChatActions(Screen[None]):
             self.app.call_from_thread(self.show_error, exc)
             self.app.call_from_thread(setattr, self.status, "state", "ready")
             return
-        message = f"Added {count} passage{'s' if count != 1 else ''} from {path.name} to the knowledge base."
+        message = (f"Added {count} passage{'s' if count != 1 else ''} from {path.name} to the knowledge base, "
+                   f"as your own document: only your answers draw on it (`llmos kb list` shows it under "
+                   f"user {self.user_id}).")
         self.app.call_from_thread(self.notify, one_line(message, 300), markup=False)
         self.app.call_from_thread(setattr, self.status, "state", "ready")
