@@ -44,7 +44,7 @@ from agent.options import GenerationOptions
 from agent.paths import default_data_dir
 from agent.understand.config import UnderstandConfig
 from memory.config import MemoryConfig
-from skills.config import SkillsConfig
+from skills.config import SkillsConfig, ToolsConfig
 
 __all__ = [
     "AgentConfig",
@@ -202,6 +202,8 @@ class AgentConfig(_Frozen):
     memory: MemoryConfig = MemoryConfig()
     understanding: UnderstandConfig = UnderstandConfig()
     skills: SkillsConfig = SkillsConfig()
+    tools: ToolsConfig = ToolsConfig()
+    """Tools the model may call (``@tool`` functions, entry points, MCP servers)."""
     server: ServerConfig = ServerConfig()
     data_dir: Path | None = None
     """Conversations and memories; default: the platform's user data directory."""

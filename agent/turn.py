@@ -20,6 +20,7 @@ __all__ = [
     "Label",
     "MemoryRef",
     "TokenCounts",
+    "ToolRecord",
     "Reply",
     "Understood",
     "Understanding",
@@ -44,6 +45,20 @@ class MemoryRef(BaseModel):
     source: str | None = None
 
 
+class ToolRecord(BaseModel):
+    """One tool call of a turn as it ran: stored with the reply, shown in the TUI's insight
+    panel and in ``llmos ask --json``."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: str
+    """What the model read back: the result as text, or ``error: ...``."""
+    ok: bool = True
+    ms: float = 0.0
+    """How long the tool itself took."""
+
+
 class TokenCounts(BaseModel):
     prompt: int = 0
     completion: int = 0
@@ -65,6 +80,8 @@ class Reply(BaseModel):
     tokens: TokenCounts = Field(default_factory=TokenCounts)
     finish_reason: str = "stop"
     """`stop` (the model finished or hit a stop string), `length` (max_new_tokens) or `cancelled`."""
+    tool_calls: list[ToolRecord] = Field(default_factory=list)
+    """The tools the model called during the turn, in order, with their results."""
 
 
 @dataclass

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["SkillsConfig", "QAConfig", "SummarizeConfig", "CodeConfig", "SandboxConfig", "for_http"]
+__all__ = ["SkillsConfig", "QAConfig", "SummarizeConfig", "CodeConfig", "SandboxConfig", "ToolsConfig",
+           "McpServerConfig", "for_http"]
 
 
 class _Frozen(BaseModel):
@@ -115,6 +116,46 @@ class SkillsConfig(_Frozen):
     summarize: SummarizeConfig = SummarizeConfig()
     code: CodeConfig = CodeConfig()
     sandbox: SandboxConfig = SandboxConfig()
+
+
+class McpServerConfig(_Frozen):
+    """One MCP server whose tools become the agent's: started as a subprocess speaking stdio
+    (``command``), or reached over streamable HTTP (``url``)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    """A label for logs and errors."""
+    command: tuple[str, ...] | None = None
+    """The program and its arguments, e.g. ``[python, -m, my_server]`` (stdio)."""
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    """The server's streamable-HTTP endpoint, e.g. ``http://127.0.0.1:8931/mcp``."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for a stdio server."""
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """Seconds to connect, and for each call (the tool's own timeout is ``tools.timeout_s``)."""
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (a stdio server) or url (streamable HTTP), not both")
+        if self.command is not None and not self.command:
+            raise ValueError("command needs at least the program to run")
+        return self
+
+
+class ToolsConfig(_Frozen):
+    """Tools the model may call during a turn (the ``tools:`` section of an agent config)."""
+
+    enabled: tuple[str, ...] = ()
+    """Entry points of the ``llmos.tools`` group by name, or import paths ``module:function``."""
+    mcp: tuple[McpServerConfig, ...] = ()
+    """MCP servers whose tools join these."""
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """Most seconds one call may run; a slower call becomes an error result the model reads."""
+    max_rounds: int = Field(default=3, ge=1, le=16)
+    """Most rounds of calls in one turn (a round: the model calls, the tools answer); the
+    model then answers from what it has."""
+    parallel: bool = True
+    """Let the model make several calls in one round."""
 
 
 def for_http(config: SkillsConfig) -> SkillsConfig:

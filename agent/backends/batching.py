@@ -38,6 +38,7 @@ from agent.models.model import LanguageModel
 from agent.models.sampling import choose_tokens
 from agent.models.textstream import TextStream, stream_text
 from agent.options import GenerationOptions
+from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec
 
 __all__ = ["BatchingBackend"]
 
@@ -453,7 +454,10 @@ class BatchingBackend:
     def count_tokens(self, text: str) -> int:
         return self.model.count_tokens(text)
 
-    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> TextStream:
+    def stream(self, messages: Sequence[Message], options: GenerationOptions, *, tools: Sequence[ToolSpec] = (),
+               tool_choice: ToolChoice = "auto", response_format: ResponseFormat | None = None) -> TextStream:
+        if tools or (response_format is not None and response_format.type != "text"):
+            raise BackendError("tool calling and JSON replies are not available on the batching backend yet")
         lm = self.model
         ids = lm.encode_prompt(lm.format_chat(list(messages)))
         if not ids:

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.backends.base import Message
+from agent.errors import BackendError
 from agent.models.model import LanguageModel
 from agent.models.textstream import TextStream
 from agent.options import GenerationOptions
+from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec
 
 __all__ = ["TransformersBackend"]
 
@@ -38,5 +40,8 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return self.model.count_tokens(text)
 
-    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> TextStream:
+    def stream(self, messages: Sequence[Message], options: GenerationOptions, *, tools: Sequence[ToolSpec] = (),
+               tool_choice: ToolChoice = "auto", response_format: ResponseFormat | None = None) -> TextStream:
+        if tools or (response_format is not None and response_format.type != "text"):
+            raise BackendError("tool calling and JSON replies are not available on the local model yet")
         return self.model.stream(list(messages), options)

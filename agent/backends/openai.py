@@ -18,6 +18,7 @@ from agent.backends.base import Message
 from agent.errors import BackendError
 from agent.models.textstream import StopStringFilter, TextStream
 from agent.options import GenerationOptions
+from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec
 
 __all__ = ["OpenAIBackend"]
 
@@ -65,7 +66,10 @@ class OpenAIBackend:
             payload["top_k"] = options.top_k
         return payload
 
-    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> TextStream:
+    def stream(self, messages: Sequence[Message], options: GenerationOptions, *, tools: Sequence[ToolSpec] = (),
+               tool_choice: ToolChoice = "auto", response_format: ResponseFormat | None = None) -> TextStream:
+        if tools or (response_format is not None and response_format.type != "text"):
+            raise BackendError("tool calling and JSON replies are not passed to OpenAI-compatible servers yet")
         out = TextStream(prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
         return out.attach(self._events(self._payload(messages, options), options, out))
 

@@ -21,13 +21,13 @@ from agent.config import AgentConfig, load_config
 from agent.dialogue.context import Turn, plan_prompt, transcript
 from agent.dialogue.remember import asks_what_is_remembered, delete_session
 from agent.dialogue.store import ConversationStore, Message, SessionInfo
-from agent.errors import LlmosError, MemoryStoreError
+from agent.errors import ConfigError, LlmosError, MemoryStoreError
 from agent.models.embedded import Progress
 from agent.models.textstream import TextStream
 from agent.normalize import normalize_text
 from agent.options import GenerationOptions
 from agent.prompts import reference_block, render_persona
-from agent.turn import MemoryBackend, MemoryRef, Reply, TokenCounts, Understanding, Understood
+from agent.turn import MemoryBackend, MemoryRef, Reply, TokenCounts, ToolRecord, Understanding, Understood
 from agent.understand.routing import worth_remembering
 
 __all__ = ["Agent", "TurnStream", "HandoffHook"]
@@ -120,7 +120,7 @@ class Agent:
                  store: ConversationStore | None = None, memory: MemoryBackend | None = None,
                  understanding: Understanding | None = None, embedder: Any = None,
                  skills: Mapping[str, Any] | None = None, on_handoff: Sequence[HandoffHook] = (),
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, tools: Mapping[str, Any] | Sequence[Any] | None = None) -> None:
         self.config = config or load_config()
         cfg = self.config
         data_dir = cfg.resolved_data_dir()
@@ -156,6 +156,8 @@ class Agent:
             from agent.dialogue.remember import RememberSkill
 
             self.skills.setdefault("memory", RememberSkill())
+        self.tools = _tools(cfg, tools)
+        """Tools the model may call, by name (``tools:`` in the config, MCP servers, or passed in)."""
         self.on_handoff: list[HandoffHook] = list(on_handoff)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -323,6 +325,7 @@ class Agent:
                                        completion=out.completion_tokens or len(out.pieces)),
                     finish_reason="cancelled" if turn.cancelled else out.finish,
                     timings_ms=timer.total(),  # stored with the reply; final figures set below
+                    tool_calls=[ToolRecord(**r.record()) for r in out.tool_results],
                 )
                 self._persist(text, reply, understood, out.extra)
             reply.timings_ms = timer.total()
@@ -330,13 +333,37 @@ class Agent:
         if reply.handoff:
             self._call_handoff_hooks(reply)
 
-    def _chat_pieces(self, turn: TurnStream, messages: list[dict[str, str]], out: _Generated) -> Iterator[str]:
-        generation = self.backend.stream(messages, self.config.generation)
-        turn.follow(generation)
-        yield from generation
-        out.finish = generation.finish_reason or "stop"
-        out.completion_tokens += generation.completion_tokens
-        out.prompt_tokens = generation.prompt_tokens or out.prompt_tokens
+    def _chat_pieces(self, turn: TurnStream, messages: list[dict[str, Any]], out: _Generated) -> Iterator[str]:
+        """The model's reply; with tools, the loop: the model calls, the tools run, their
+        results join the conversation, and the model goes on, until it answers in text or
+        ``tools.max_rounds`` rounds are spent (then it answers without tools)."""
+        from skills.tools import run_tool
+
+        settings = self.config.tools
+        specs = [t.spec for t in self.tools.values()]
+        conversation = list(messages)
+        for round_number in range(settings.max_rounds + 1):
+            offered = specs if round_number < settings.max_rounds else []
+            generation = self.backend.stream(conversation, self.config.generation, tools=offered)
+            turn.follow(generation)
+            said = []
+            for piece in generation:
+                said.append(piece)
+                yield piece
+            out.finish = generation.finish_reason or "stop"
+            out.completion_tokens += generation.completion_tokens
+            out.prompt_tokens = generation.prompt_tokens or out.prompt_tokens
+            calls = generation.tool_calls if settings.parallel else generation.tool_calls[:1]
+            if not calls or turn.cancelled:
+                if out.finish == "tool_calls":
+                    out.finish = "stop"
+                return
+            results = [run_tool(self.tools, call, timeout_s=settings.timeout_s) for call in calls]
+            out.tool_results.extend(results)
+            conversation.append({"role": "assistant", "content": "".join(said),
+                                 "tool_calls": [call.openai() for call in calls]})
+            conversation.extend({"role": "tool", "tool_call_id": r.call.id, "name": r.call.name, "content": r.content}
+                                for r in results)
 
     def _skill_pieces(self, turn: TurnStream, name: str, text: str, skill_text: str,
                       messages: list[dict[str, str]], recalled: list[MemoryRef], understood: Understood,
@@ -509,7 +536,7 @@ class Agent:
             user_meta["sentiment"] = understood.sentiment.model_dump()
             user_meta["sentiment_score"] = understood.sentiment.score
         reply_meta = reply.model_dump(include={"intent", "sentiment", "frustration", "skill", "memories",
-                                               "handoff", "tokens", "finish_reason", "timings_ms"})
+                                               "handoff", "tokens", "finish_reason", "timings_ms", "tool_calls"})
         if extra:
             reply_meta["extra"] = extra
         self.store.add_turn(reply.session_id, text, reply.text, user_meta=user_meta, reply_meta=reply_meta)
@@ -532,13 +559,37 @@ class Agent:
 
     def close(self) -> None:
         self.store.close()
-        for part in (self.memory, self.backend):
+        for part in (self.memory, self.backend, *self.tools.values()):  # tools: MCP connections
             close = getattr(part, "close", None)
             if callable(close):
                 close()
 
 
 _UNKNOWN = object()
+
+
+def _tools(config: AgentConfig, given: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
+    """The agent's tools by name: those passed in, else those the config lists (entry points,
+    import paths) and the tools of its MCP servers."""
+    if given is not None:
+        items = list(given.values()) if isinstance(given, Mapping) else list(given)
+        from skills.tools import FunctionTool, Tool
+
+        wrapped = [t if isinstance(t, Tool) else FunctionTool(t) for t in items]
+        return {t.spec.name: t for t in wrapped}
+    if not config.tools.enabled and not config.tools.mcp:
+        return {}
+    from skills.tools import load_tools
+
+    tools = load_tools(config.tools.enabled)
+    if config.tools.mcp:
+        from skills.mcp import mcp_tools
+
+        for name, found in mcp_tools(config.tools.mcp).items():
+            if name in tools:
+                raise ConfigError(f"two tools are named {name!r} (an MCP server's and a configured one)")
+            tools[name] = found
+    return tools
 
 
 def _with_model_sampling(config: AgentConfig, backend: Any) -> AgentConfig:
@@ -567,6 +618,7 @@ class _Generated:
         self.finish = "stop"
         self.sources: list[MemoryRef] = []
         self.extra: dict[str, Any] = {}
+        self.tool_results: list[Any] = []
 
 
 def _merge_refs(first: list[MemoryRef], second: list[MemoryRef]) -> list[MemoryRef]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from agent.toolcalls import ToolCall
+
 __all__ = ["IncrementalDecoder", "StopStringFilter", "stream_text"]
 
 
@@ -111,9 +113,11 @@ def stream_text(token_ids: Iterable[int], tokenizer: Any, stops: Sequence[str] =
 class TextStream:
     """An iterator of text pieces from one generation, with its token counts.
 
-    ``prompt_tokens``, ``completion_tokens`` and ``finish_reason`` (`stop`, `length` or
-    `cancelled`) are final once the iterator is exhausted. ``cancel()`` may be called from
-    any thread: generation stops before the next token.
+    ``prompt_tokens``, ``completion_tokens``, ``finish_reason`` (`stop`, `length`,
+    `cancelled`, or `tool_calls` when the model called tools) and ``tool_calls`` (the
+    :class:`~agent.toolcalls.ToolCall` list; the pieces carry only the text around the calls)
+    are final once the iterator is exhausted. ``cancel()`` may be called from any thread:
+    generation stops before the next token.
     """
 
     def __init__(self, prompt_tokens: int = 0) -> None:
@@ -122,6 +126,7 @@ class TextStream:
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
         self.finish_reason: str | None = None
+        self.tool_calls: list[ToolCall] = []
         self._cancel = threading.Event()
         self._pieces: Iterator[str] = iter(())
 

@@ -9,6 +9,11 @@ agent uses when it points its ``openai`` backend at this server.
 
 Replies carry the pipeline's findings in an ``llmos`` field that OpenAI clients ignore
 (``completion.model_extra["llmos"]`` in the official Python client).
+
+A request with ``tools`` (or a JSON ``response_format``) is a plain model call whatever its
+model id, as vLLM answers it: the model's calls come back as ``tool_calls`` for the client to
+run (every call constrained to its tool's schema), and ``tool`` messages carry the results
+back. The agent's own tools (``tools:`` in its config) run inside the pipeline instead.
 """
 
 from __future__ import annotations
@@ -17,17 +22,19 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from agent.errors import InputError
 from agent.models.textstream import TextStream
 from agent.options import GenerationOptions
 from agent.server.errors import ApiError, describe_exception, error_payload
 from agent.server.overrides import merged_options
 from agent.server.routing import Caller, CheckedRoute, get_state
-from agent.server.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage
+from agent.server.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage, NamedToolChoice
 from agent.server.state import ServerState
 from agent.server.streaming import SSE_DONE, SSE_HEADERS, Pump, Source, sse, start_pump
 from agent.server.turns import (
@@ -37,6 +44,7 @@ from agent.server.turns import (
     reply_meta,
     split_conversation,
 )
+from agent.toolcalls import ResponseFormat, ToolCall, ToolSpec, check_tool_choice
 
 __all__ = ["router"]
 
@@ -69,7 +77,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
                             "send the recent ones, or continue a stored session with session_id", param="messages")
     user = who.resolve_user(body.user)
     options = merged_options(state.agent.config.generation, body.overrides())
-    plain = body.model == state.backend_model and body.model != state.agent_model
+    calling = _calling(body)
+    plain = calling is not None or (body.model == state.backend_model and body.model != state.agent_model)
     reply_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     model = body.model if plain else state.agent_model
     head = _Head(reply_id, created, model)
@@ -80,7 +89,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
         chat = _plain_messages(body.messages)
         release = state.limiter.acquire(who)
         try:
-            return await _plain(state, chat, options, body.stream, usage, head, release)
+            return await _plain(state, chat, options, body.stream, usage, head, release, calling or _Calling())
         except BaseException:
             release()
             raise
@@ -123,9 +132,13 @@ class _Head:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": [], "usage": _usage(prompt, completion)}
 
-    def completion(self, text: str, finish: str | None, prompt: int, completion: int) -> dict[str, Any]:
+    def completion(self, text: str, finish: str | None, prompt: int, completion: int,
+                   calls: list[ToolCall] | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            message = {"role": "assistant", "content": text or None, "tool_calls": [c.openai() for c in calls]}
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                "choices": [{"index": 0, "message": message,
                              "finish_reason": openai_finish(finish), "logprobs": None}],
                 "usage": _usage(prompt, completion)}
 
@@ -151,6 +164,10 @@ async def _events(pump: Pump, head: _Head, usage: bool, first: dict[str, Any] | 
                     continue  # the end is already here: one write for both
             elif kind == "done":
                 prompt, completion, reason, extra = _result(value)
+                calls = value.tool_calls if isinstance(value, TextStream) else []
+                if calls:  # each call whole in one delta (clients accumulate deltas by index)
+                    pending += sse(head.chunk({"tool_calls": [{"index": i, **c.openai()}
+                                                              for i, c in enumerate(calls)]}))
                 pending += sse(head.chunk({}, openai_finish(reason), **extra))
                 if usage:
                     pending += sse(head.usage_chunk(prompt, completion))
@@ -173,20 +190,90 @@ def _result(value: Any) -> tuple[int, int, str | None, dict[str, Any]]:
     return value.tokens.prompt, value.tokens.completion, value.finish_reason, {"llmos": reply_meta(value)}
 
 
-def _plain_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    """The request's messages for a plain model call (``tool`` messages left out)."""
-    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-    return [{"role": roles[m.role], "content": m.text()} for m in messages if m.role in roles]
+def _plain_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """The request's messages for a plain model call: system, user and assistant turns, an
+    assistant's ``tool_calls`` and the ``tool`` messages that answer them."""
+    roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        entry: dict[str, Any] = {"role": roles[m.role], "content": m.text()}
+        if m.role == "assistant" and m.tool_calls:
+            entry["tool_calls"] = [{"id": c.id, "type": "function",
+                                    "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                                   for c in m.tool_calls]
+        if m.role == "tool":
+            if not m.tool_call_id:
+                raise ApiError(400, "a tool message needs tool_call_id: the id of the call it answers",
+                               param="messages")
+            entry["tool_call_id"] = m.tool_call_id
+            if m.name:
+                entry["name"] = m.name
+        out.append(entry)
+    return out
 
 
-async def _plain(state: ServerState, chat: list[dict[str, str]], options: GenerationOptions, stream: bool,
-                 usage: bool, head: _Head, release: Callable[[], None]) -> Any:
+@dataclass(frozen=True)
+class _Calling:
+    """What a request asks of tool calling (nothing, by default)."""
+
+    tools: tuple[ToolSpec, ...] = ()
+    choice: str = "auto"
+    response_format: ResponseFormat | None = None
+    parallel: bool = True
+
+
+def _calling(body: ChatCompletionRequest) -> _Calling | None:
+    """The request's tools, tool_choice and response_format, checked; None when it uses none."""
+    fmt = body.response_format
+    if not body.tools and (fmt is None or fmt.type == "text"):
+        if body.tool_choice not in (None, "none", "auto"):
+            raise ApiError(400, "tool_choice needs tools: offer at least one in `tools`", param="tool_choice")
+        return None
+    try:
+        tools = tuple(ToolSpec(name=t.function.name, description=t.function.description,
+                               parameters=t.function.parameters) for t in body.tools or ())
+        choice_in: Any = body.tool_choice
+        if isinstance(choice_in, NamedToolChoice):
+            choice_in = choice_in.model_dump()
+        choice = check_tool_choice(choice_in or ("auto" if tools else "none"), tools)
+    except (ValueError, InputError) as exc:
+        raise ApiError(400, f"invalid tools or tool_choice: {exc}", param="tools") from None
+    names = [t.name for t in tools]
+    if len(set(names)) != len(names):
+        raise ApiError(400, "two tools share a name: each function needs its own", param="tools")
+    response_format = None
+    if fmt is not None and fmt.type != "text":
+        schema = fmt.json_schema.schema_ if fmt.type == "json_schema" and fmt.json_schema else None
+        if fmt.type == "json_schema" and not schema:
+            raise ApiError(400, "response_format json_schema needs json_schema.schema", param="response_format")
+        response_format = ResponseFormat(type=fmt.type, schema=schema,
+                                         name=fmt.json_schema.name if fmt.json_schema else "response")
+    return _Calling(tools, choice, response_format, body.parallel_tool_calls is not False)
+
+
+def _calls_of(generation: TextStream, calling: _Calling) -> list[ToolCall]:
+    calls = list(generation.tool_calls)
+    return calls if calling.parallel else calls[:1]
+
+
+async def _plain(state: ServerState, chat: list[dict[str, Any]], options: GenerationOptions, stream: bool,
+                 usage: bool, head: _Head, release: Callable[[], None], calling: _Calling) -> Any:
     """A stateless call to the backend model with the request's messages as they are."""
     backend = state.raw_backend
+
+    def begin() -> TextStream:
+        return backend.stream(chat, options, tools=calling.tools, tool_choice=calling.choice,
+                              response_format=calling.response_format)
+
     if stream:
         def start() -> Source:
-            generation = backend.stream(chat, options)
-            return Source(generation, generation.cancel, lambda: generation)
+            generation = begin()
+
+            def finished() -> TextStream:
+                generation.tool_calls = _calls_of(generation, calling)
+                return generation
+
+            return Source(generation, generation.cancel, finished)
 
         pump = Pump(start, executor=state.executor, on_exit=release, flush_s=state.flush_s)
         await pump.started()
@@ -194,7 +281,7 @@ async def _plain(state: ServerState, chat: list[dict[str, str]], options: Genera
                                  headers=SSE_HEADERS)
 
     def run() -> tuple[str, TextStream]:
-        generation = backend.stream(chat, options)
+        generation = begin()
         return generation.text(), generation
 
     try:
@@ -202,4 +289,4 @@ async def _plain(state: ServerState, chat: list[dict[str, str]], options: Genera
     finally:
         release()
     return JSONResponse(head.completion(text, generation.finish_reason, generation.prompt_tokens,
-                                        generation.completion_tokens))
+                                        generation.completion_tokens, _calls_of(generation, calling)))

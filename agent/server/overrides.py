@@ -19,6 +19,7 @@ from agent.backends.base import Backend, Message
 from agent.models.textstream import TextStream
 from agent.options import GenerationOptions, with_overrides
 from agent.server.errors import ApiError
+from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec
 
 __all__ = ["OverridingBackend", "request_options", "merged_options"]
 
@@ -56,11 +57,13 @@ class OverridingBackend:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> TextStream:
+    def stream(self, messages: Sequence[Message], options: GenerationOptions, *, tools: Sequence[ToolSpec] = (),
+               tool_choice: ToolChoice = "auto", response_format: ResponseFormat | None = None) -> TextStream:
         chosen = getattr(_local, "options", None)
         if chosen is not None and options == self.base:
             options = chosen
-        return self.inner.stream(messages, options)
+        return self.inner.stream(messages, options, tools=tools, tool_choice=tool_choice,
+                                 response_format=response_format)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

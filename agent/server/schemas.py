@@ -12,7 +12,7 @@ from agent.options import SEED_MAX, SEED_MIN
 from agent.server.errors import ApiError
 
 __all__ = [
-    "ContentPart", "ChatMessage", "StreamOptions", "SamplingFields", "ChatCompletionRequest", "LlmosMeta",
+    "ContentPart", "ChatMessage", "StreamOptions", "ToolDef", "ResponseFormatIn", "SamplingFields", "ChatCompletionRequest", "LlmosMeta",
     "ChatCompletion", "SessionCreate", "SessionRename", "MessageCreate", "SessionOut", "MessageOut",
     "SessionDetail", "SESSION_ID_PATTERN", "USER_ID_PATTERN",
 ]
@@ -34,10 +34,28 @@ class ContentPart(_Request):
     text: str | None = None
 
 
+class FunctionCallIn(_Request):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = "{}"
+    """The arguments as a JSON string (OpenAI's shape)."""
+
+
+class MessageToolCall(_Request):
+    """A call in an assistant message of the history (``messages[i].tool_calls``)."""
+
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessage(_Request):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[MessageToolCall] | None = Field(default=None, max_length=64)
+    """An assistant message's calls (the history of a tool-calling conversation)."""
+    tool_call_id: str | None = Field(default=None, max_length=128)
+    """A ``tool`` message: the call it answers."""
 
     def text(self) -> str:
         """The message's text (text parts joined); other content types are refused."""
@@ -92,6 +110,41 @@ class SamplingFields(_Request):
         return out
 
 
+class FunctionDef(_Request):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+    description: str = Field(default="", max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+    """Accepted for compatibility: llmos constrains every call to its schema anyway."""
+
+
+class ToolDef(_Request):
+    """One entry of ``tools``: a function the model may call."""
+
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"] = "function"
+    function: dict[str, str]
+
+
+class JsonSchemaFormat(_Request):
+    name: str = Field(default="response", max_length=64)
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+
+class ResponseFormatIn(_Request):
+    """``response_format``: ``text``, ``json_object``, or ``json_schema`` with its schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class ChatCompletionRequest(SamplingFields):
     """``POST /v1/chat/completions``. llmos extensions: ``session_id`` (continue a stored
     session), ``top_k`` and ``repetition_penalty``."""
@@ -114,6 +167,14 @@ class ChatCompletionRequest(SamplingFields):
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
     """Extension: continue this session (the server's history is used; earlier messages in
     the request are ignored). Without it the session is found from the conversation so far."""
+    tools: list[ToolDef] | None = Field(default=None, max_length=128)
+    """Functions the model may call: the reply then carries ``tool_calls`` for the client to
+    run (a request with tools is a plain model call, as with vLLM: no sessions or memory)."""
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatIn | None = None
+    """``json_object`` or ``json_schema``: the reply is JSON (of that schema), constrained
+    token by token."""
 
 
 class LlmosMeta(BaseModel):

@@ -153,5 +153,5 @@ def reply_meta(reply: Reply) -> dict[str, Any]:
 
 
 def openai_finish(reason: str | None) -> str:
-    return "length" if reason == "length" else "stop"
+    return reason if reason in ("length", "tool_calls") else "stop"
 
