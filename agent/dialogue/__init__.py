@@ -302,8 +302,12 @@ class Agent:
             out = _Generated(prompt_tokens)
             generate_started = time.perf_counter()
             try:
-                source = (self._skill_pieces(turn, skill_name, text, skill_text, messages, recalled, understood, out)
-                          if skill_name else self._chat_pieces(turn, messages, out))
+                if skill_name and skill_name.startswith(TOOL_ROUTE):
+                    source = self._chat_pieces(turn, messages, out, first_choice=skill_name[len(TOOL_ROUTE):])
+                elif skill_name:
+                    source = self._skill_pieces(turn, skill_name, text, skill_text, messages, recalled, understood, out)
+                else:
+                    source = self._chat_pieces(turn, messages, out)
                 for piece in source:
                     if out.first_ms is None:
                         out.first_ms = (time.perf_counter() - generate_started) * 1000
@@ -333,10 +337,12 @@ class Agent:
         if reply.handoff:
             self._call_handoff_hooks(reply)
 
-    def _chat_pieces(self, turn: TurnStream, messages: list[dict[str, Any]], out: _Generated) -> Iterator[str]:
+    def _chat_pieces(self, turn: TurnStream, messages: list[dict[str, Any]], out: _Generated,
+                     first_choice: str = "auto") -> Iterator[str]:
         """The model's reply; with tools, the loop: the model calls, the tools run, their
         results join the conversation, and the model goes on, until it answers in text or
-        ``tools.max_rounds`` rounds are spent (then it answers without tools)."""
+        ``tools.max_rounds`` rounds are spent (then it answers without tools).
+        ``first_choice`` names a tool the model must call first (an intent routed to it)."""
         from skills.tools import run_tool
 
         settings = self.config.tools
@@ -344,7 +350,8 @@ class Agent:
         conversation = list(messages)
         for round_number in range(settings.max_rounds + 1):
             offered = specs if round_number < settings.max_rounds else []
-            generation = self.backend.stream(conversation, self.config.generation, tools=offered)
+            choice = first_choice if round_number == 0 and offered else "auto"
+            generation = self.backend.stream(conversation, self.config.generation, tools=offered, tool_choice=choice)
             turn.follow(generation)
             said = []
             for piece in generation:
@@ -433,6 +440,9 @@ class Agent:
             return None, text
         if "memory" in self.skills and asks_what_is_remembered(text):
             return "memory", text
+        forced = self._tool_route(understood)
+        if forced is not None:
+            return forced, text
         from agent.understand.routing import choose_skill
 
         has_kb = self._has_knowledge_base(user_id)
@@ -440,6 +450,17 @@ class Agent:
                               count_tokens=self.backend.count_tokens, memory=self.memory, user_id=user_id,
                               vector=understood.vector)
         return routed, text
+
+    def _tool_route(self, understood: Understood) -> str | None:
+        """``tool:NAME`` when the turn's intent routes to a tool (``understanding.routes:
+        {order_status: tool:order_status}``): the model must then call that tool first."""
+        intent = understood.intent
+        target = self.config.understanding.routes.get(intent.label, "") if intent is not None else ""
+        if not target.startswith(TOOL_ROUTE) or intent is None:
+            return None
+        if intent.score < self.config.understanding.min_route_confidence or target[len(TOOL_ROUTE):] not in self.tools:
+            return None
+        return target
 
     def _has_knowledge_base(self, user_id: str) -> bool:
         """Whether any documents (shared, or the user's own) could ground an answer."""
@@ -566,6 +587,9 @@ class Agent:
 
 
 _UNKNOWN = object()
+
+TOOL_ROUTE = "tool:"
+"""A route target that names a tool instead of a skill (``understanding.routes``)."""
 
 
 def _tools(config: AgentConfig, given: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:

@@ -40,6 +40,14 @@ from agent.turn import Reply
 __all__ = ["ConversationSuite", "run_suite", "load_suite", "TurnResult"]
 
 
+class ExpectedCall(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    """Each given argument must have this value (others may be present too)."""
+
+
 class Expect(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -56,6 +64,8 @@ class Expect(BaseModel):
     memories_contain: list[str] = Field(default_factory=list)
     """Each string must appear in some recalled memory's text."""
     memories_not_contain: list[str] = Field(default_factory=list)
+    tool_calls: list[ExpectedCall] | None = None
+    """The tools the turn called, in order, each with (at least) these arguments; ``[]``: none."""
 
 
 class ScriptTurn(BaseModel):
@@ -135,6 +145,13 @@ def check(reply: Reply, expect: Expect) -> list[str]:
     memories = " ".join(m.text.lower() for m in reply.memories)
     failures += [f"no recalled memory contains {s!r}" for s in expect.memories_contain if s.lower() not in memories]
     failures += [f"a recalled memory contains {s!r}" for s in expect.memories_not_contain if s.lower() in memories]
+    if expect.tool_calls is not None:
+        got = [(c.name, c.arguments) for c in reply.tool_calls]
+        ok = len(got) == len(expect.tool_calls) and all(
+            name == want.name and all(args.get(k) == v for k, v in want.arguments.items())
+            for (name, args), want in zip(got, expect.tool_calls, strict=False))
+        if not ok:
+            failures.append(f"tool calls: expected {[(c.name, c.arguments) for c in expect.tool_calls]}, got {got}")
     return failures
 
 

@@ -100,3 +100,31 @@ def test_ask_json_prints_the_calls(tmp_path, capsys, monkeypatch):
     out = json.loads(capsys.readouterr().out)
     assert out["text"] == "Rainy." and out["tool_calls"][0]["name"] == "weather"
     assert out["tool_calls"][0]["arguments"] == {"city": "Lyon"} and "light rain" in out["tool_calls"][0]["result"]
+
+
+def test_an_intent_routed_to_a_tool_makes_the_model_call_it_first(fake_config):
+    from agent import Agent
+    from agent.backends import FakeBackend
+    from agent.toolbox.convtest import Expect, ExpectedCall, check
+    from agent.turn import Label, Understood
+    from tests.helpers.tools import order_status, weather
+
+    class OrderIntent:
+        def analyze(self, text, vector, prior_sentiments):
+            return Understood(intent=Label(label="order_status" if "order" in text else "chitchat", score=0.9))
+
+    call = ToolCall(name="order_status", arguments={"order_id": 1234})
+    backend = FakeBackend([call, "Order 1234 has shipped.", "Hello!"])
+    agent = Agent(fake_config(understanding={"routes": {"order_status": "tool:order_status"}}), backend=backend,
+                  skills={}, tools=[order_status, weather], understanding=OrderIntent())
+    try:
+        reply = agent.chat("Where is my order 1234?")
+        greeting = agent.chat("hi there")
+    finally:
+        agent.close()
+    assert reply.skill == "tool:order_status" and [c.tool_choice for c in backend.history[:2]] == ["order_status", "auto"]
+    assert greeting.skill is None and backend.history[2].tool_choice == "auto"
+    assert check(reply, Expect(tool_calls=[ExpectedCall(name="order_status", arguments={"order_id": 1234})])) == []
+    wrong = check(reply, Expect(tool_calls=[ExpectedCall(name="order_status", arguments={"order_id": 99})]))
+    assert wrong and "order_id" in wrong[0]
+    assert check(greeting, Expect(tool_calls=[])) == []

@@ -108,9 +108,25 @@ class InsightPanel(VerticalScroll):
             lines.append("handoff    yes: a human should take over")
         recalled = meta.get("memories") or []
         lines.append(f"memories   {len(recalled)} recalled")
+        lines += self._tool_lines(meta.get("tool_calls") or [])
         summary.update(Content("\n".join(lines)))
         memories.mount_all(MemoryRow(memory) for memory in recalled)
         self.query_one("#insight-timings", Static).update(Content(self._timings(meta)))
+
+    @staticmethod
+    def _tool_lines(calls: list[dict[str, Any]]) -> list[str]:
+        """Each tool call of the turn: ok or not, name(arguments), its time and result (one line each,
+        plain text: arguments and results are model and tool output, never markup)."""
+        if not calls:
+            return []
+        lines = [f"tools      {len(calls)} call{'s' if len(calls) != 1 else ''}"]
+        for call in calls:
+            args = ", ".join(f"{k}={v!r}" for k, v in (call.get("arguments") or {}).items())
+            mark = "ok " if call.get("ok", True) else "err"
+            signature = f"{call.get('name')}({args})"
+            lines.append(f"  {mark} {one_line(signature, 40)} {float(call.get('ms') or 0):.0f} ms")
+            lines.append(f"      -> {one_line(str(call.get('result', '')), 44)}")
+        return lines
 
     @staticmethod
     def _timings(meta: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The support bot's order-status skill, backed by a local SQLite file.
+"""The support bot's order lookups, backed by a local SQLite file: the ``order_status`` tool
+(the model calls it when a customer asks about an order) and the ``/order`` skill.
 
 The database is ``$SHOP_DB`` when set, else ``shop.sqlite3`` next to this package's
 project folder (``examples/support_bot/shop.sqlite3``). A missing file is created and
@@ -15,8 +16,9 @@ from importlib import resources
 from pathlib import Path
 
 from skills import skill
+from skills.tools import tool
 
-__all__ = ["shop_orders", "database_path", "connect"]
+__all__ = ["order_status", "shop_orders", "database_path", "connect"]
 
 
 def database_path() -> Path:
@@ -37,6 +39,33 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     return conn
 
 
+def _order(conn: sqlite3.Connection, number: int) -> dict[str, object] | None:
+    row = conn.execute("SELECT * FROM orders WHERE id = ?", (number,)).fetchone()
+    if row is None:
+        return None
+    items = [r["name"] for r in conn.execute("SELECT name FROM items WHERE order_id = ? ORDER BY name", (number,))]
+    found: dict[str, object] = {"order": number, "items": items, "status": row["status"]}
+    for key in ("carrier", "tracking", "expected", "note"):
+        if row[key]:
+            found[key] = row[key]
+    return found
+
+
+@tool
+def order_status(order_id: int) -> dict[str, object]:
+    """The status of a customer's order: its items, shipping status, carrier, tracking number
+    and expected delivery.
+
+    Args:
+        order_id: the order number from the customer's confirmation email, e.g. 1234
+    """
+    with connect() as conn:
+        found = _order(conn, order_id)
+    if found is None:
+        raise ValueError(f"there is no order {order_id}; ask the customer to check the number on the confirmation email")
+    return found
+
+
 @skill(command="order", intents=("order_status",))
 def shop_orders(text: str) -> Iterator[str]:
     """Look up an order in the shop database by its number (e.g. /order 1001)."""
@@ -46,17 +75,17 @@ def shop_orders(text: str) -> Iterator[str]:
         return
     with connect() as conn:
         for number in numbers:
-            row = conn.execute("SELECT * FROM orders WHERE id = ?", (int(number),)).fetchone()
-            if row is None:
+            found = _order(conn, int(number))
+            if found is None:
                 yield f"I can't find order {number}; please check the number on your confirmation email.\n"
                 continue
-            items = ", ".join(r["name"] for r in conn.execute(
-                "SELECT name FROM items WHERE order_id = ? ORDER BY name", (row["id"],)))
-            line = f"Order {number} ({items}) is {row['status']}"
-            if row["carrier"]:
-                line += f" with {row['carrier']}, tracking {row['tracking']}"
-            if row["expected"]:
-                line += f"; expected delivery {row['expected']}"
-            if row["note"]:
-                line += f". {row['note']}"
+            items = found["items"]
+            assert isinstance(items, list)
+            line = f"Order {number} ({', '.join(items)}) is {found['status']}"
+            if "carrier" in found:
+                line += f" with {found['carrier']}, tracking {found.get('tracking')}"
+            if "expected" in found:
+                line += f"; expected delivery {found['expected']}"
+            if "note" in found:
+                line += f". {found['note']}"
             yield line + ".\n"
