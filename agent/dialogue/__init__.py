@@ -609,10 +609,14 @@ def _tools(config: AgentConfig, given: Mapping[str, Any] | Sequence[Any] | None)
     if config.tools.mcp:
         from skills.mcp import mcp_tools
 
-        for name, found in mcp_tools(config.tools.mcp).items():
-            if name in tools:
-                raise ConfigError(f"two tools are named {name!r} (an MCP server's and a configured one)")
-            tools[name] = found
+        served = mcp_tools(config.tools.mcp)
+        clash = sorted(set(served) & set(tools))
+        if clash:
+            for started in served.values():  # stop the servers just started
+                started.close()
+            raise ConfigError(f"an MCP server and the configured tools both have {', '.join(map(repr, clash))}: "
+                              "rename one (@tool(name=...)) or leave one out")
+        tools.update(served)
     return tools
 
 
