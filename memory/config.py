@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from memory.rerank import DEFAULT_WEIGHTS, FEATURES
 
 __all__ = ["MemoryConfig"]
 
@@ -61,6 +63,22 @@ class MemoryConfig(BaseModel):
     query_rewrite: bool = True
     """Turn a question into the words an answer would contain before the lexical search
     (drops question words; keeps names, numbers and content words)."""
+    rerank: bool = True
+    """Re-order the best conversation turns with a learned linear model over the signals
+    above and a few of each turn's own (see ``memory/rerank.py``). Off: fused order."""
+    rerank_depth: int = Field(default=50, ge=2, le=500)
+    """How many of the best candidates the re-ranking re-orders."""
+    rerank_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    """The re-ranking model: ``bias`` and one weight per feature (``memory.rerank.FEATURES``),
+    as ``python -m memory.fit_rerank`` fits them; a feature left out weighs 0."""
+
+    @field_validator("rerank_weights")
+    @classmethod
+    def _known_features(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(weights) - set(FEATURES) - {"bias"})
+        if unknown:
+            raise ValueError(f"unknown re-ranking feature(s) {unknown}: use bias and {', '.join(FEATURES)}")
+        return weights
 
     # -- index --------------------------------------------------------------------------
     hnsw_threshold: int = Field(default=20_000, ge=1)

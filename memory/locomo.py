@@ -57,11 +57,13 @@ class LocomoVariant:
     context_vectors: bool = True
     """Embed each turn together with the turn before it in its session (the question it
     answers, the remark it reacts to); the stored text stays the turn alone."""
+    rerank: bool = True
+    """Re-order the best turns with the learned model (``memory.rerank``), if configured."""
 
 
 _OFF = {"hybrid": False, "neighbors": False, "dates": False, "rewrite": False, "speaker_boost": False,
-        "context_vectors": False}
-_STEPS = ("hybrid", "neighbors", "dates", "rewrite", "speaker_boost", "context_vectors")
+        "context_vectors": False, "rerank": False}
+_STEPS = ("hybrid", "neighbors", "dates", "rewrite", "speaker_boost", "context_vectors", "rerank")
 _NAMES = {"speaker_boost": "+speakers", "context_vectors": "+context"}
 
 ABLATION = (LocomoVariant("dense", **_OFF),) + tuple(
@@ -179,9 +181,11 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
     base = config or MemoryConfig()
     cfg = base.model_copy(update={"hybrid": variant.hybrid, "query_rewrite": variant.rewrite, "min_similarity": 0.0,
                                   "neighbor_weight": base.neighbor_weight if variant.neighbors else 0.0,
-                                  "speaker_weight": base.speaker_weight if variant.speaker_boost else 0.0})
+                                  "speaker_weight": base.speaker_weight if variant.speaker_boost else 0.0,
+                                  "rerank": base.rerank and variant.rerank})
     per_cat: dict[int, list[tuple[float, float, float | None]]] = {c: [] for c in CATEGORIES}
     per_conv: dict[str, list[tuple[float, float, float | None]]] = {}
+    per_conv_cat: dict[str, dict[int, list[tuple[float, float, float | None]]]] = {}
     with tempfile.TemporaryDirectory(prefix="llmos-locomo-") as tmp, MemoryStore(tmp, embedder, cfg) as store:
         for sample in samples:
             user = str(sample.get("sample_id") or f"conv-{samples.index(sample)}")
@@ -200,14 +204,17 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
                       if answer else None)
                 per_cat[int(qa["category"])].append((r5, r10, f1))
                 per_conv.setdefault(user, []).append((r5, r10, f1))
+                per_conv_cat.setdefault(user, {c: [] for c in CATEGORIES})[int(qa["category"])].append((r5, r10, f1))
             if progress:
                 progress(f"{variant.name}: {user} done ({len(items)} turns, {len(questions)} questions)")
-    return _summary(per_cat, per_conv, variant, len(samples), answer is not None)
+    return _summary(per_cat, per_conv, variant, len(samples), answer is not None, per_conv_cat)
 
 
 def _summary(per_cat: dict[int, list[tuple[float, float, float | None]]],
              per_conv: dict[str, list[tuple[float, float, float | None]]], variant: LocomoVariant,
-             conversations: int, answered: bool) -> dict[str, Any]:
+             conversations: int, answered: bool,
+             per_conv_cat: dict[str, dict[int, list[tuple[float, float, float | None]]]] | None = None,
+             ) -> dict[str, Any]:
     every = [row for rows in per_cat.values() for row in rows]
 
     def figures(rows: list[tuple[float, float, float | None]]) -> dict[str, Any]:
@@ -222,9 +229,40 @@ def _summary(per_cat: dict[int, list[tuple[float, float, float | None]]],
     result["per_category"] = {str(c): {"name": CATEGORIES[c], **figures(rows)} for c, rows in per_cat.items()}
     # per conversation too: a held-out split (tune on some conversations, report the rest)
     result["per_conversation"] = {conv: figures(rows) for conv, rows in per_conv.items()}
+    # and per conversation and category, to report a split per category
+    result["per_conversation_category"] = {
+        conv: {str(c): {"name": CATEGORIES[c], **figures(rows)} for c, rows in cats.items() if rows}
+        for conv, cats in (per_conv_cat or {}).items()}
     result["conversations"] = conversations
     result["variant"] = asdict(variant)
     return result
+
+
+def rerank_training_rows(path: str | Path, *, embedder: Embedder, config: MemoryConfig | None = None,
+                         conversations: Iterable[str] | None = None,
+                         variant: LocomoVariant = LocomoVariant()) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(conversation, re-ranking features, labels) of each question's best candidates, for
+    fitting ``memory.rerank`` on the named conversations only (all when ``None``): a label
+    is 1 where the candidate is one of the question's evidence turns."""
+    wanted = None if conversations is None else set(conversations)
+    samples = [s for s in load_locomo(path) if wanted is None or str(s.get("sample_id")) in wanted]
+    if wanted is not None and len(samples) != len(wanted):
+        raise InputError(f"{path} lacks conversation(s) {sorted(wanted - {str(s.get('sample_id')) for s in samples})}")
+    cfg = (config or MemoryConfig()).model_copy(update={"min_similarity": 0.0, "rerank": False})
+    out: list[tuple[str, np.ndarray, np.ndarray]] = []
+    with tempfile.TemporaryDirectory(prefix="llmos-locomo-") as tmp, MemoryStore(tmp, embedder, cfg) as store:
+        for sample in samples:
+            user = str(sample.get("sample_id"))
+            turns = _turns(sample, variant)
+            items = [item for item, _ in turns]
+            vectors = embedder.encode([embedded for _, embedded in turns]) if variant.context_vectors else None
+            store.add_many(items, user_id=user, vectors=vectors)
+            questions = _questions(sample, {str(i.source) for i in items})
+            qvecs = embedder.encode([str(qa["question"]) for qa, _ in questions])
+            for (qa, evidence), vec in zip(questions, qvecs, strict=True):
+                x, sources = store.rerank_features(str(qa["question"]), user_id=user, vector=vec)
+                out.append((user, x, np.array([float(s in evidence) for s in sources])))
+    return out
 
 
 def run_ablation(path: str | Path, *, embedder: Embedder, config: MemoryConfig | None = None,

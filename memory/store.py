@@ -273,6 +273,17 @@ class MemoryStore:
         self._sync()
         return self.recall.search(query, self._query_vector(query, vector), k, namespaces, kind_filter)
 
+    def rerank_features(self, query: str, user_id: str | None, *, k: int = 10, vector: Any = None,
+                        kinds: Sequence[str] | None = None, include_shared: bool = True) -> tuple[np.ndarray, list[str | None]]:
+        """The re-ranking features of the turns a search for ``query`` would re-order, and
+        their sources (for fitting ``memory.rerank``; the search itself is unchanged)."""
+        self._ensure_open()
+        kind_filter = check_kinds(kinds)
+        namespaces = self._search_namespaces(user_id, kind_filter, include_shared)
+        self._sync()
+        records, x = self.recall.rerank_rows(query, self._query_vector(query, vector), k, namespaces, kind_filter)
+        return x, [r.source for r in records]
+
     def _query_vector(self, query: str, vector: Any) -> np.ndarray:
         if vector is not None:
             vec = np.asarray(vector, dtype=np.float32).reshape(-1)

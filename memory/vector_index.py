@@ -154,6 +154,19 @@ class VectorIndex:
         out = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and int(i) not in self.deleted]
         return out[:n]
 
+    def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those ``ids`` this index holds (live ones only)."""
+        out: dict[int, np.ndarray] = {}
+        with self.lock:
+            for i in ids:
+                if i in self.deleted:
+                    continue
+                try:
+                    out[i] = np.asarray(self._index.reconstruct(int(i)), dtype=np.float32)
+                except RuntimeError:  # not in this index
+                    continue
+        return out
+
     # -- persistence ------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
