@@ -168,12 +168,16 @@ def _questions(sample: dict[str, Any], known: set[str]) -> list[tuple[dict[str, 
 def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVariant = LocomoVariant(),
                     config: MemoryConfig | None = None, limit: int | None = None,
                     answer: Callable[[str, list[Hit]], str] | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[str], None] | None = None,
+                    keep: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Evidence recall@5 and @10 of the store on a LoCoMo file, per category and overall.
 
     ``limit`` keeps the first N questions of each conversation (quick runs). With
     ``answer(question, hits) -> text`` the answers are generated too and scored with
-    LoCoMo's token F1. The store lives in a temporary folder.
+    LoCoMo's token F1. ``keep(turn_text)`` is a write policy: only the turns it keeps are
+    stored, while every question still counts its evidence (a dropped evidence turn is a
+    miss); ``memories`` reports what each conversation stored. The store lives in a
+    temporary folder.
     """
     from memory.answer_f1 import token_f1
 
@@ -186,14 +190,19 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
     per_cat: dict[int, list[tuple[float, float, float | None]]] = {c: [] for c in CATEGORIES}
     per_conv: dict[str, list[tuple[float, float, float | None]]] = {}
     per_conv_cat: dict[str, dict[int, list[tuple[float, float, float | None]]]] = {}
+    stored: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="llmos-locomo-") as tmp, MemoryStore(tmp, embedder, cfg) as store:
         for sample in samples:
             user = str(sample.get("sample_id") or f"conv-{samples.index(sample)}")
-            turns = _turns(sample, variant)
+            every_turn = _turns(sample, variant)
+            known = {str(item.source) for item, _ in every_turn}
+            turns = [t for t in every_turn if keep is None or keep(_said(t[0]))]
             items = [item for item, _ in turns]
             vectors = embedder.encode([embedded for _, embedded in turns]) if variant.context_vectors else None
-            store.add_many(items, user_id=user, vectors=vectors)
-            questions = _questions(sample, {str(i.source) for i in items})[: limit or None]
+            if items:
+                store.add_many(items, user_id=user, vectors=vectors)
+            stored[user] = len(items)
+            questions = _questions(sample, known)[: limit or None]
             vectors = embedder.encode([str(qa["question"]) for qa, _ in questions])
             for (qa, evidence), vec in zip(questions, vectors, strict=True):
                 hits = store.search(str(qa["question"]), k=10, user_id=user, vector=vec)
@@ -207,7 +216,16 @@ def evaluate_locomo(path: str | Path, *, embedder: Embedder, variant: LocomoVari
                 per_conv_cat.setdefault(user, {c: [] for c in CATEGORIES})[int(qa["category"])].append((r5, r10, f1))
             if progress:
                 progress(f"{variant.name}: {user} done ({len(items)} turns, {len(questions)} questions)")
-    return _summary(per_cat, per_conv, variant, len(samples), answer is not None, per_conv_cat)
+    result = _summary(per_cat, per_conv, variant, len(samples), answer is not None, per_conv_cat)
+    result["memories"] = stored
+    return result
+
+
+def _said(item: MemoryItem) -> str:
+    """The words of a turn as its speaker said them (no date or speaker prefix)."""
+    speaker = (item.meta or {}).get("speaker")
+    text = re.sub(r"^\([^)]*\) ", "", item.text)
+    return text[len(speaker) + 2:] if speaker and text.startswith(f"{speaker}: ") else text
 
 
 def _summary(per_cat: dict[int, list[tuple[float, float, float | None]]],

@@ -45,6 +45,9 @@ def register(groups: Any) -> None:
     ev.add_argument("--limit", type=int, metavar="N", help="only the first N questions of each conversation")
     ev.add_argument("--ablation", action="store_true",
                     help="report plain dense search and each addition (hybrid, session dates, query rewriting)")
+    ev.add_argument("--write-policy", choices=("all", "statements"), default="all",
+                    help="which turns are stored: all (default: the benchmark's usual set-up), or statements only, "
+                         "as the agent's memory.remember: statements keeps them (questions and requests left out)")
     add_config_arg(ev)
     ev.set_defaults(func=_eval_memory)
 
@@ -253,10 +256,27 @@ def _eval_memory(args: argparse.Namespace) -> int:
 
         model = load_configured(config.model)
         answer = model_answerer(model)
+    keep = _statements_policy(config, embedder) if args.write_policy == "statements" else None
     result = evaluate_locomo(args.locomo, embedder=embedder, config=config.memory, limit=args.limit,
-                             answer=answer, progress=say)
+                             answer=answer, progress=say, keep=keep)
+    result["write_policy"] = args.write_policy
     print(json.dumps(result, indent=1) if args.json else _table(result))
     return 0
+
+
+def _statements_policy(config: Any, embedder: Any) -> Any:
+    """The agent's own write policy (``memory.remember: statements``): the turn's intent from
+    the configured understanding, then :func:`~agent.understand.routing.worth_remembering`."""
+    from agent.understand import build_understanding
+    from agent.understand.routing import worth_remembering
+
+    understanding = build_understanding(config.understanding, embedder)
+
+    def keep(text: str) -> bool:
+        understood = understanding.analyze(text, embedder.encode([text])[0], [])
+        return worth_remembering(text, understood.intent)
+
+    return keep
 
 
 def _table(result: dict[str, Any]) -> str:
@@ -266,6 +286,9 @@ def _table(result: dict[str, Any]) -> str:
     for name, v in rows:
         lines.append(f"{name:<14}{v['n']:>6}{v['recall@5']:>10.3f}{v['recall@10']:>11.3f}"
                      + (f"{v['f1']:>8.3f}" if has_f1 else ""))
+    if result.get("memories"):
+        lines.append(f"memories stored ({result.get('write_policy', 'all')}): {sum(result['memories'].values())} "
+                     f"({', '.join(f'{k} {v}' for k, v in result['memories'].items())})")
     return "\n".join(lines)
 
 

@@ -350,8 +350,12 @@ class Agent:
         conversation = list(messages)
         for round_number in range(settings.max_rounds + 1):
             offered = specs if round_number < settings.max_rounds else []
-            choice = first_choice if round_number == 0 and offered else "auto"
-            generation = self.backend.stream(conversation, self.config.generation, tools=offered, tool_choice=choice)
+            if offered:
+                choice = first_choice if round_number == 0 else "auto"
+                generation = self.backend.stream(conversation, self.config.generation, tools=offered,
+                                                 tool_choice=choice)
+            else:  # a backend written before tools keeps working
+                generation = self.backend.stream(conversation, self.config.generation)
             turn.follow(generation)
             said = []
             for piece in generation:

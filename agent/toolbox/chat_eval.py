@@ -62,7 +62,20 @@ def run_chat_eval(ifeval: str | Path, *, mode: str = "agent", model: str | None 
         started = time.perf_counter()
         rows = _answer(agent, seeded, prompts, mode, progress)
         seconds = time.perf_counter() - started
-    return _report(prompts, rows, mode=mode, model=agent.model_name, seconds=seconds, output=output)
+        stored = _memories_stored(agent, prompts, mode)
+    result = _report(prompts, rows, mode=mode, model=agent.model_name, seconds=seconds, output=output)
+    result["memories_stored"] = stored
+    return result
+
+
+def _memories_stored(agent: Any, prompts: Sequence[IFEvalPrompt], mode: str) -> int | None:
+    """How many memories the run left in the store (the write policy at work); None: no store."""
+    memory = getattr(agent, "memory", None)
+    count = getattr(memory, "count", None)
+    if mode == "raw" or not callable(count):
+        return None
+    users = ["ifeval"] if mode == "agent-shared-memory" else [f"ifeval-{p.key}" for p in prompts]
+    return int(sum(count(user) for user in users))
 
 
 @contextmanager
@@ -116,10 +129,10 @@ class _Seeded:
     def count_tokens(self, text: str) -> int:
         return int(self.inner.count_tokens(text))
 
-    def stream(self, messages: Any, options: Any) -> Any:
+    def stream(self, messages: Any, options: Any, **calling: Any) -> Any:
         from agent.options import with_overrides
 
-        return self.inner.stream(messages, with_overrides(options, {"seed": self.seed}))
+        return self.inner.stream(messages, with_overrides(options, {"seed": self.seed}), **calling)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -183,9 +183,9 @@ class _Recorder:
     def count_tokens(self, text: str) -> int:
         return int(self.inner.count_tokens(text))
 
-    def stream(self, messages: Any, options: Any) -> Any:
+    def stream(self, messages: Any, options: Any, **calling: Any) -> Any:
         self.prompts.append("\n".join(str(m.get("content", "")) for m in messages))
-        return self.inner.stream(messages, options)
+        return self.inner.stream(messages, options, **calling)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

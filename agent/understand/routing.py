@@ -15,11 +15,27 @@ from agent.turn import Label
 from agent.understand.config import UnderstandConfig
 
 __all__ = ["route_for", "handoff_reason", "skill_accepts", "asks_to_summarize", "looks_like_question", "choose_skill",
-           "worth_remembering", "REQUEST_INTENTS"]
+           "worth_remembering", "REQUEST_INTENTS", "TASK_INTENTS"]
 
 REQUEST_INTENTS = frozenset({"question", "explain", "code_request", "summarize_request", "writing_request",
                              "greeting", "goodbye", "thanks", "human_request"})
-"""Intents of turns that ask for something rather than tell something: not long-term memories."""
+"""Intents of turns that ask for something rather than tell something."""
+
+TASK_INTENTS = frozenset({"question", "explain", "code_request", "summarize_request"})
+"""The intents the head reads reliably on any text (it calls narrative ``writing_request`` or
+``thanks`` too often to veto memories with those): a turn with one is not stored."""
+
+_REQUEST_START = re.compile(
+    r"^\W*(?:please\s+|pls\s+|now\s+|so\s+)?(?:write|rewrite|re-write|summari[sz]e|explain|tell me|tell us|give me|"
+    r"give us|list|translate|create|make|generate|draft|compose|describe|show me|help me|find|suggest|recommend|"
+    r"imagine|pretend|act as|answer|fix|debug|implement|convert|calculate|can you|could you|would you|will you|"
+    r"let's|lets|do not|don't use|provide|produce|name|identify|compare|analy[sz]e|plan|design|outline|elaborate|"
+    r"edit|improve|expand|respond|reply|use)\b", re.IGNORECASE)
+_WANT_YOU = re.compile(r"\b(?:i|we)\s+(?:want|would like|'d like|need|wish)\s+(?:you|thee|a|an|the|"
+                       r"to\s+(?:know|see|get|have|read|hear))\b", re.IGNORECASE)
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|im|my|me|mine|myself|we|we're|we've|our|ours|us)\b",
+                           re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 # "Summarize this dialogue:", "Can you give me a short summary of the chat below?", "TL;DR:",
 # "Summarize the conversation above." -- a line that *is* the request, not "write a summary
@@ -96,13 +112,37 @@ def looks_like_question(text: str) -> bool:
 
 
 def worth_remembering(text: str, intent: Label | None) -> bool:
-    """Whether a user turn tells something worth recalling later ("I live in Lyon", "my
-    order 4417 arrived broken") rather than asks for something (a question, a request to
-    write or code, a greeting): stored requests were recalled into unrelated later turns and
-    the small model answered them instead."""
-    if looks_like_question(text):
+    """Whether a user turn tells something worth recalling later (a fact, a preference, a
+    plan: "I live in Lyon", "my order 4417 arrived broken", "I want to apply at Google")
+    rather than only asks for something (a question, a request to write, code or summarize,
+    a courtesy): stored requests were recalled into unrelated later turns and the small model
+    answered them instead.
+
+    Decided sentence by sentence, not by the intent head alone: on conversations between
+    people (LoCoMo) the head calls most narrative turns ``writing_request``, ``thanks`` or
+    ``small_talk``, and trusting it kept 564 of 2,760 turns (evidence recall@10 0.814 ->
+    0.208). A turn is kept when one of its sentences tells something about the speaker (a
+    first-person statement of three words or more that is not a question or a request), and
+    its first sentence does not make the whole message a task ("Write ...", "Can you ...",
+    "I want you to ..."). The head still vetoes what it reads reliably: questions,
+    explanations, code and summary requests (``TASK_INTENTS``)."""
+    if intent is not None and intent.label in TASK_INTENTS and intent.score >= 0.5:
         return False
-    return intent is None or intent.label not in REQUEST_INTENTS
+    if asks_to_summarize(text):
+        return False
+    sentences = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    if not sentences or _is_request(sentences[0]):
+        return False
+    return any(_tells(s) for s in sentences)
+
+
+def _is_request(sentence: str) -> bool:
+    return bool(_REQUEST_START.match(sentence) or _WANT_YOU.search(sentence))
+
+
+def _tells(sentence: str) -> bool:
+    return (len(sentence.split()) >= 3 and not sentence.endswith("?") and not _is_request(sentence)
+            and bool(_FIRST_PERSON.search(sentence)))
 
 
 def choose_skill(text: str, intent: Label | None, config: UnderstandConfig, skills: dict[str, Any], *,
