@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.llmos-installed
 PYTEST_ARGS ?=
 
-.PHONY: install chat test fuzz bench lint clean model-qwen-coder-0.5b model-qwen-coder-1.5b
+.PHONY: install chat test test-fast fuzz bench lint clean model-qwen-coder-0.5b model-qwen-coder-1.5b
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ chat: install
 # pytest exits 5 when it collects no tests: that is not a failure; anything else is.
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 0; fi; exit $$rc
+
+# The unit tests on fakes and tiny models, in under 3 minutes on 2 cores: no real embedded model
+# (SmolLM2-135M, MiniLM, the trained classifiers: marker `real`), no long tiny-model runs (`slow`).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not real and not slow" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 0; fi; exit $$rc
 
 # API fuzzing, long: schemathesis with 500 examples an operation in-process, then its CLI against a
 # live `llmos serve` (fake backend) for 5 minutes. `make test` runs the bounded version (20 examples).

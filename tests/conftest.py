@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# `tests` has no __init__.py: the repository root on sys.path makes `tests.helpers` importable
+# under a bare `pytest` too (`python -m pytest` puts the working directory there already).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -53,62 +60,17 @@ def fake_agent(fake_config):
         agent.close()
 
 
-def _tiny_tokenizer(folder: Path, chat_template: str | None = None) -> int:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    corpus = ["Once upon a time there was a tiny model.", "The capital of France is Paris.",
-              "Hello, how are you today?"] * 20
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>")
-    if chat_template:
-        fast.chat_template = chat_template
-    fast.save_pretrained(folder)
-    return len(fast)
-
-
-CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
     """Build (once per family) a tiny randomly initialised model with a tiny tokenizer."""
-    import torch
+    from tests.helpers.tiny_models import build_tiny_model
 
     cache: dict[str, Path] = {}
 
     def make(family: str) -> Path:
-        if family in cache:
-            return cache[family]
-        import transformers as tf
-
-        folder = tmp_path_factory.mktemp(f"tiny-{family}")
-        vocab = _tiny_tokenizer(folder, CHAT_TEMPLATE if family in ("llama", "qwen2") else None)
-        common = {"vocab_size": vocab, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-        configs = {
-            "llama": (tf.LlamaConfig, tf.LlamaForCausalLM, dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)),
-            "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)),
-            "gpt2": (tf.GPT2Config, tf.GPT2LMHeadModel, dict(n_embd=32, n_layer=2, n_head=4, n_positions=256)),
-            "bloom": (tf.BloomConfig, tf.BloomForCausalLM, dict(hidden_size=32, n_layer=2, n_head=4)),
-            "gptj": (tf.GPTJConfig, tf.GPTJForCausalLM, dict(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=256)),
-            "t5": (tf.T5Config, tf.T5ForConditionalGeneration, dict(d_model=32, d_ff=64, d_kv=8, num_layers=2,
-                   num_heads=4, decoder_start_token_id=0)),
-        }
-        config_cls, model_cls, kwargs = configs[family]
-        torch.manual_seed(0)
-        model = model_cls(config_cls(**common, **kwargs))
-        model.save_pretrained(folder)
-        cache[family] = folder
-        return folder
+        if family not in cache:
+            cache[family] = build_tiny_model(tmp_path_factory.mktemp(f"tiny-{family}"), family)
+        return cache[family]
 
     return make
 

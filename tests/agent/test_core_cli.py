@@ -64,7 +64,8 @@ def test_empty_message_is_an_input_error(tmp_path):
 def test_public_api_is_explicit(package):
     import importlib
 
+    from tests.helpers.public_api import api_problems
+
     module = importlib.import_module(package)
     assert module.__all__, f"{package} must list its public API in __all__"
-    for name in module.__all__:
-        assert getattr(module, name) is not None, f"{package}.{name} is listed in __all__ but missing"
+    assert api_problems(module) == []

@@ -20,7 +20,10 @@ def test_a_turn_streams_and_fills_the_reply(fake_agent):
     assert reply.user_id == "ann" and reply.session_id == stream.session_id
     for stage in ("normalize", "understand", "route", "recall", "prompt", "generate", "persist", "total"):
         assert stage in reply.timings_ms
-    assert reply.tokens.completion == 4 and reply.tokens.prompt > 0
+    # at least what the backend counted (the fake counts words): every word it was sent, the question's six
+    # and the system prompt's
+    sent = backend.history[-1].messages
+    assert reply.tokens.completion == 4 and reply.tokens.prompt >= sum(len(m["content"].split()) for m in sent) > 6
     system = backend.history[-1].messages[0]
     assert system["role"] == "system" and "llmos" in system["content"]
 
@@ -169,11 +172,22 @@ class _Embedder:
         return np.ones((len(texts), 3), dtype="float32") / 3 ** 0.5
 
 
+class _CountingEmbedder(_Embedder):
+    def __init__(self):
+        self.calls = []
+
+    def encode(self, texts):
+        self.calls.append(list(texts))
+        return super().encode(texts)
+
+
 def test_recalled_text_is_reference_material_in_the_user_message(fake_config):
+    import numpy as np
+
     from agent import Agent
 
-    backend, memory = FakeBackend(["ok"]), _Memory()
-    agent = Agent(fake_config(), backend=backend, memory=memory, embedder=_Embedder())
+    backend, memory, embedder = FakeBackend(["ok"]), _Memory(), _CountingEmbedder()
+    agent = Agent(fake_config(), backend=backend, memory=memory, embedder=embedder)
     reply = agent.chat("I told you my cat is called Tom", user_id="ann")
     messages = backend.history[-1].messages
     assert REFERENCE_OPEN not in messages[0]["content"], "recalled text must never be in the system prompt"
@@ -182,7 +196,9 @@ def test_recalled_text_is_reference_material_in_the_user_message(fake_config):
     assert user.count("</reference>") == 1, "recalled text must not close the block early"
     assert [m.id for m in reply.memories] == [7]
     assert memory.added[0][:2] == ("I told you my cat is called Tom", "ann")
-    assert memory.added[0][2] is not None, "the turn's embedding is reused, not recomputed"
+    # the turn's embedding is reused for the memory, not recomputed
+    assert embedder.calls == [["I told you my cat is called Tom"]]
+    assert np.array_equal(memory.added[0][2], _Embedder().encode(["I told you my cat is called Tom"])[0])
 
 
 class _ScoredMemory(_Memory):
@@ -313,8 +329,15 @@ def test_a_failing_skill_falls_back_to_chat_and_the_session_survives(fake_config
 def test_stored_replies_keep_their_timings(fake_agent):
     agent, _ = fake_agent(["ok"])
     reply = agent.chat("hi")
-    stored = agent.history(reply.session_id)[1].meta
-    assert stored["timings_ms"]["generate"] >= 0 and "total" in stored["timings_ms"]
+    stored = agent.history(reply.session_id)[1].meta["timings_ms"]
+    final = reply.timings_ms
+    # stored while it persists: every stage before that as the reply reports it, the total so far
+    assert set(final) - set(stored) == {"persist"}
+    assert {k: v for k, v in stored.items() if k != "total"} == {k: final[k] for k in stored if k != "total"}
+    assert {"prompt", "generate", "first_token"} <= set(stored)
+    assert stored["first_token"] <= stored["generate"] and stored["total"] <= final["total"]
+    stages = sum(v for k, v in stored.items() if k not in ("first_token", "total"))  # one after another
+    assert stages <= stored["total"] + 0.01 * len(stored)  # each figure is rounded to 0.01 ms
 
 
 def test_a_long_summary_reports_progress_through_the_turn(fake_agent):

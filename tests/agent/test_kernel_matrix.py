@@ -2,10 +2,11 @@
 
 The matrix (weights fp32 / bf16 / int8 / int4 x activations fp32 / bf16 x prefill fp32 /
 int8, on even and odd widths, with supersede / abandon / a second decoder in the same
-process) lives in ``kernel_matrix.py``. It runs here in this process (torch's own choice of
-kernels), and in a subprocess under each ``ATEN_CPU_CAPABILITY`` variant the CPU supports,
-so an AVX512 machine also checks the AVX2 and plain kernels. The packed-weight cache is
-shared between those runs on purpose: a packing for one variant must never serve another.
+process) lives in ``tests/helpers/scripts/kernel_matrix.py``. It runs here in this process
+(torch's own choice of kernels), and in a subprocess under each ``ATEN_CPU_CAPABILITY``
+variant the CPU supports, so an AVX512 machine also checks the AVX2 and plain kernels. The
+packed-weight cache is shared between those runs on purpose: a packing for one variant must
+never serve another.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import kernel_matrix  # noqa: E402  (tests/agent is on sys.path: pytest's rootdir-relative import)
+from tests.helpers.scripts import kernel_matrix  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(kernel_matrix.__file__).resolve()
+SCRIPT = Path(kernel_matrix.__file__).resolve()  # also run as a script by path
 
 
 def cpu_variants() -> list[str]:
@@ -52,6 +53,7 @@ def shared(tmp_path_factory):
     return tmp_path_factory.mktemp("kernel-matrix")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", kernel_matrix.WEIGHTS)
 @pytest.mark.parametrize("shape", list(kernel_matrix.SHAPES))
 def test_every_path_in_process(shared, shape, weights):
@@ -64,6 +66,7 @@ def test_every_path_in_process(shared, shape, weights):
         assert seen, "the quantized kernels were not reached"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", cpu_variants())
 def test_every_path_under_each_instruction_set(shared, variant):
     result = _run({"ATEN_CPU_CAPABILITY": variant}, str(shared / "models"), str(shared / "cache"))
@@ -76,10 +79,10 @@ def test_every_path_under_each_instruction_set(shared, variant):
 _FORGE = """
 import sys, logging
 logging.basicConfig(level=logging.WARNING)
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {root!r})
 import torch
 import agent.models.fastpath as fastpath
-import kernel_matrix
+from tests.helpers.scripts import kernel_matrix
 fastpath.kernel_isa = lambda: "FORGED"
 model = kernel_matrix.tiny_model(__import__("pathlib").Path(sys.argv[1]), "even")
 ids = kernel_matrix.prompt(12, seed=4)
@@ -93,10 +96,11 @@ sys.exit(0 if err < 1e-3 else 1)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(cpu_variants()) < 2, reason="one instruction-set variant only")
 def test_a_cache_packed_for_another_instruction_set_is_caught_on_load(tmp_path):
     first, second = cpu_variants()[-1], cpu_variants()[0]
-    code = _FORGE.format(tests=str(SCRIPT.parent))
+    code = _FORGE.format(root=str(ROOT))
     args = (str(tmp_path / "model"), str(tmp_path / "cache"))
     wrote = _run({"ATEN_CPU_CAPABILITY": first}, *args, code=code)
     assert wrote.returncode == 0, wrote.stdout + wrote.stderr
@@ -110,6 +114,7 @@ def test_auto_choices_fall_back_with_a_log_line_and_bench_reports_them(shared, t
     import agent.models.fastpath as fastpath
     from agent import load_model
     from agent.errors import ModelError
+    from agent.models.device import cpu_flags
     from agent.models.fastquant import kernel_isa
     from agent.toolbox.bench import _kernel_choices
 
@@ -122,7 +127,12 @@ def test_auto_choices_fall_back_with_a_log_line_and_bench_reports_them(shared, t
         fastpath.FastDecoder(model, activations="fp16", cache_dir=False)
     monkeypatch.undo()
 
-    choices = _kernel_choices(load_model(str(tiny_model_dir("llama")), device="cpu"))
-    assert choices["kernel_isa"] == kernel_isa()
+    lm = load_model(str(tiny_model_dir("llama")), device="cpu")
+    choices = _kernel_choices(lm)
+    assert lm.fast is not None  # a Llama on the CPU decodes through the FastDecoder: its choices are reported
+    assert choices == {"cpu_flags": cpu_flags(), "kernel_isa": kernel_isa(), "weights": lm.fast.weights,
+                       "act_dtype": lm.fast.activations, "prefill": lm.fast.prefill}
     assert choices["weights"] in ("int8", "int4", "bf16", "fp32") and choices["act_dtype"] in ("bf16", "fp32")
-    assert choices["prefill"] in ("int8", "fp32") and isinstance(choices["cpu_flags"], list)
+    assert choices["prefill"] in ("int8", "fp32")
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    assert set(choices["cpu_flags"]) <= flags and ("avx2" in choices["cpu_flags"]) == ("avx2" in flags)

@@ -25,6 +25,7 @@ def test_the_store_and_the_fake_have_every_method_of_the_protocol(tmp_path):
     assert not isinstance(object(), MemoryBackend)
 
 
+@pytest.mark.slow  # mypy from a cold cache: up to a minute on 2 busy cores
 def test_mypy_finds_both_satisfy_the_protocol_with_its_signatures():
     api = pytest.importorskip("mypy.api")
     out, err, status = api.run(["--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",

@@ -6,7 +6,7 @@ import runpy
 
 import pytest
 
-from tests.examples.conftest import EXAMPLES
+from tests.helpers.examples import EXAMPLES
 
 
 def test_companion_config_loads():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.conftest import EXAMPLES, build_example_agent
+from tests.helpers.examples import EXAMPLES, build_example_agent
 
 BOT = EXAMPLES / "support_bot"
 

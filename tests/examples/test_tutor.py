@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.conftest import EXAMPLES, build_example_agent
+from tests.helpers.examples import EXAMPLES, build_example_agent
 
 TUTOR = EXAMPLES / "tutor"
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.examples.conftest import EXAMPLES
+from tests.helpers.examples import EXAMPLES
 
 TUTOR = EXAMPLES / "tutor"
 

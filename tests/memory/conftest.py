@@ -5,26 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from memory import FakeEmbedder, MemoryConfig, MemoryStore
-
-
-class CountingEmbedder(FakeEmbedder):
-    """The fake embedder, recording every batch it was asked to embed."""
-
-    def __init__(self, dim: int = 64, name: str = "fake") -> None:
-        super().__init__(dim=dim, name=name)
-        self.batches: list[list[str]] = []
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        self.batches.append(list(texts))
-        return super().encode(texts)
-
-    @property
-    def texts(self) -> list[str]:
-        return [t for batch in self.batches for t in batch]
+from tests.helpers.embedders import CountingEmbedder
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main
-from tests.memory.test_kb import make_pdf
-from tests.memory.test_locomo import _sample
+from tests.helpers.documents import locomo_sample, make_pdf
 
 
 @pytest.fixture
@@ -66,9 +65,9 @@ def test_memory_commands(cfg: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_eval_memory_json(cfg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "eval", "memory", "--locomo", str(_sample(tmp_path)), "--json", "--config", cfg)
+    code, out, _ = _run(capsys, "eval", "memory", "--locomo", str(locomo_sample(tmp_path)), "--json", "--config", cfg)
     result = json.loads(out)
     assert code == 0 and {"recall@5", "recall@10", "per_category"} <= set(result)
-    code, out, _ = _run(capsys, "eval", "memory", "--locomo", str(_sample(tmp_path)), "--config", cfg,
+    code, out, _ = _run(capsys, "eval", "memory", "--locomo", str(locomo_sample(tmp_path)), "--config", cfg,
                         "--ablation", "--limit", "2")
     assert "dense" in out and "+rewrite" in out

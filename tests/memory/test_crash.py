@@ -15,7 +15,7 @@ import pytest
 from memory import FakeEmbedder, MemoryConfig, MemoryStore
 from memory.records import namespace_for
 
-WRITER = Path(__file__).with_name("crash_writer.py")
+WRITER = Path(__file__).resolve().parents[1] / "helpers" / "scripts" / "crash_writer.py"  # run as a script by path
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,33 +11,7 @@ from memory import MemoryStore
 from memory.chunking import chunk_text, sentence_spans
 from memory.kb import ingest_paths, list_documents, remove_documents, search_documents
 from memory.readers import html_to_text, markdown_to_text, read_document
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A minimal valid PDF with one line of Helvetica text per page (no library needed)."""
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
-    kids = []
-    for text in pages:
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET"
-        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
-        content = len(objects)
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
-                       "/Resources << /Font << /F1 FONT 0 R >> >> >>")
-        kids.append(len(objects))
-    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    font = len(objects)
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body.replace('FONT', str(font))}\nendobj\n".encode("latin-1")
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+from tests.helpers.documents import make_pdf
 
 
 @pytest.fixture
@@ -87,8 +61,12 @@ def test_adding_again_skips_unchanged_and_replaces_changed_files(store: MemorySt
 
 def test_remove_a_file_or_a_folder(store: MemoryStore, docs: Path) -> None:
     ingest_paths(store, [docs], progress=False)
-    assert remove_documents(store, [docs / "refunds.txt"]) >= 1
-    assert remove_documents(store, [docs / "sub"]) >= 2
+    chunks = {Path(d.source).name: d.chunks for d in list_documents(store)}
+    total = store.count(None)
+    # the passages removed: the file's, then the two files' under the folder
+    assert remove_documents(store, [docs / "refunds.txt"]) == chunks["refunds.txt"] >= 1
+    assert remove_documents(store, [docs / "sub"]) == chunks["hours.html"] + chunks["manual.pdf"] >= 2
+    assert store.count(None) == total - chunks["refunds.txt"] - chunks["hours.html"] - chunks["manual.pdf"]
     assert {Path(d.source).name for d in list_documents(store)} == {"setup.md"}
     with pytest.raises(InputError, match="kb list"):
         remove_documents(store, [docs / "refunds.txt"])

@@ -11,36 +11,11 @@ from agent.errors import InputError
 from memory import FakeEmbedder
 from memory.answer_f1 import normalize_answer, token_f1
 from memory.locomo import ABLATION, evaluate_locomo, run_ablation
-
-
-def _sample(tmp_path: Path) -> Path:
-    conversation = {
-        "speaker_a": "Ana", "speaker_b": "Ben",
-        "session_1_date_time": "1:56 pm on 8 May, 2023",
-        "session_1": [
-            {"speaker": "Ana", "dia_id": "D1:1", "text": "I adopted a greyhound called Pixel yesterday."},
-            {"speaker": "Ben", "dia_id": "D1:2", "text": "Congrats! I started learning the cello."},
-            {"speaker": "Ana", "dia_id": "D1:3", "text": "Nice!", "blip_caption": "a photo of a dog on a sofa"},
-        ],
-        "session_2_date_time": "10:00 am on 2 June, 2023",
-        "session_2": [
-            {"speaker": "Ben", "dia_id": "D2:1", "text": "My cello teacher moved to Oslo."},
-            {"speaker": "Ana", "dia_id": "D2:2", "text": "Pixel loves the beach now."},
-        ],
-    }
-    qa = [
-        {"question": "What is the name of Ana's dog?", "answer": "Pixel", "evidence": ["D1:1"], "category": 4},
-        {"question": "Where did Ben's cello teacher move?", "answer": "Oslo", "evidence": ["D2:1"], "category": 1},
-        {"question": "When did Ana adopt a dog?", "answer": "7 May 2023", "evidence": ["D1:1; D9:9"], "category": 2},
-        {"question": "Is there a cat?", "adversarial_answer": "yes", "evidence": ["D1:1"], "category": 5},
-    ]
-    path = tmp_path / "mini_locomo.json"
-    path.write_text(json.dumps([{"sample_id": "conv-x", "conversation": conversation, "qa": qa}]))
-    return path
+from tests.helpers.documents import locomo_sample
 
 
 def test_evaluate_reports_recall_per_category(tmp_path: Path) -> None:
-    result = evaluate_locomo(_sample(tmp_path), embedder=FakeEmbedder(dim=128))
+    result = evaluate_locomo(locomo_sample(tmp_path), embedder=FakeEmbedder(dim=128))
     assert set(result) >= {"recall@5", "recall@10", "per_category"}
     assert result["n"] == 3  # category 5 has no evidence to find
     assert result["recall@10"] == 1.0  # 5 turns: all are within the top 10
@@ -53,12 +28,12 @@ def test_answering_is_scored_with_token_f1(tmp_path: Path) -> None:
     def answer(question: str, hits: list) -> str:
         return "Pixel" if "dog" in question else "no idea"
 
-    result = evaluate_locomo(_sample(tmp_path), embedder=FakeEmbedder(dim=128), answer=answer)
+    result = evaluate_locomo(locomo_sample(tmp_path), embedder=FakeEmbedder(dim=128), answer=answer)
     assert result["per_category"]["4"]["f1"] == 1.0 and result["per_category"]["1"]["f1"] == 0.0
 
 
 def test_ablation_runs_every_variant(tmp_path: Path) -> None:
-    results = run_ablation(_sample(tmp_path), embedder=FakeEmbedder(dim=128))
+    results = run_ablation(locomo_sample(tmp_path), embedder=FakeEmbedder(dim=128))
     assert list(results) == [v.name for v in ABLATION]
 
 
@@ -82,14 +57,14 @@ def test_token_f1_follows_locomo() -> None:
 def test_turns_are_embedded_with_the_turn_before_them(tmp_path: Path, embedder) -> None:
     from memory.locomo import LocomoVariant, _turns
 
-    sample = json.loads(_sample(tmp_path).read_text())[0]
+    sample = json.loads(locomo_sample(tmp_path).read_text())[0]
     turns = _turns(sample, LocomoVariant())
     first, second = turns[0], turns[1]
     assert first[1] == first[0].text  # the first turn of a session has no context
     assert second[0].text == "(1:56 pm on 8 May, 2023) Ben: Congrats! I started learning the cello."
     assert second[1] == second[0].text + " | Ana: I adopted a greyhound called Pixel yesterday."
     assert turns[3][1] == turns[3][0].text  # a new session starts afresh
-    evaluate_locomo(_sample(tmp_path), embedder=embedder)
+    evaluate_locomo(locomo_sample(tmp_path), embedder=embedder)
     assert second[1] in embedder.texts and second[0].meta["speaker"] == "Ben"
     plain = _turns(sample, LocomoVariant(context_vectors=False))
     assert all(item.text == text for item, text in plain)

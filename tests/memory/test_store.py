@@ -8,21 +8,27 @@ import pytest
 from agent.errors import InputError, MemoryStoreError
 from agent.turn import MemoryBackend
 from memory import Hit, MemoryItem, MemoryStore
+from tests.helpers.embedders import CountingEmbedder
 
 
 def test_satisfies_the_dialogue_managers_protocol(store: MemoryStore) -> None:
     assert isinstance(store, MemoryBackend)
 
 
-def test_add_then_search_finds_it_with_provenance(store: MemoryStore) -> None:
-    store.add("I adopted a cat called Miso", user_id="ann", session_id="s1")
+def test_add_then_search_finds_it_with_provenance(store: MemoryStore, embedder: CountingEmbedder) -> None:
+    cat = store.add("I adopted a cat called Miso", user_id="ann", session_id="s1")
     row = store.add("My sister lives in Lisbon", user_id="ann", session_id="s2", kind="fact", source="chat")
     hits = store.search("where does my sister live", k=3, user_id="ann")
     assert hits and isinstance(hits[0], Hit)
     top = hits[0]
     assert (top.id, top.text, top.kind, top.source, top.user_id, top.session_id) == (
         row, "My sister lives in Lisbon", "fact", "chat", "ann", "s2")
-    assert 0.0 < top.score <= 1.0 and top.similarity is not None and top.bm25 is not None
+    assert 0.0 < top.score <= 1.0 and [h.id for h in hits] == [row, cat]
+    # the dense similarity is the cosine of the two texts' embeddings; only the text that shares
+    # words with the query ("my", "sister") has a BM25 score
+    query, text = embedder.encode(["where does my sister live", "My sister lives in Lisbon"])
+    assert top.similarity == pytest.approx(float(query @ text), abs=1e-5)
+    assert top.bm25 > 0 and hits[1].bm25 is None
     assert top.created_at > 0 and top.updated_at >= top.created_at
 
 

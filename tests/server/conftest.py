@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from server_helpers import live_server
+
+from tests.helpers.server import live_server
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def api_schema(make_app, tmp_path):
     return schemathesis.openapi.from_asgi("/openapi.json", app, config=config, headers=AUTH)
 
 
+@pytest.mark.slow  # fuzzing: make test runs it bounded, make fuzz long, make test-fast not at all
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50,
           suppress_health_check=list(HealthCheck), print_blob=True)
@@ -86,7 +87,8 @@ def test_live_llmos_serve_with_the_schemathesis_cli(tmp_path):
     import time
 
     import httpx
-    from server_helpers import free_port
+
+    from tests.helpers.server import free_port
 
     port = free_port()
     config = tmp_path / "fuzz.yaml"

@@ -20,7 +20,8 @@ def test_openai_client_chats_and_streams(make_app, serve):
             user="ann")
         assert first.choices[0].message.content == "Paris is the capital of France."
         assert first.choices[0].finish_reason == "stop"
-        assert first.usage.completion_tokens == 6 and first.usage.prompt_tokens > 0
+        # the fake backend counts words: at least the five the client sent
+        assert first.usage.completion_tokens == 6 and first.usage.prompt_tokens >= 5
         meta = first.model_extra["llmos"]
         assert meta["user_id"] == "ann" and meta["handoff"] is False and "generate" in meta["timings_ms"]
 

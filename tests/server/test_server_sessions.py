@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from server_helpers import KeywordUnderstanding
-
 from memory import FakeEmbedder, MemoryConfig, build_store
+from tests.helpers.server import KeywordUnderstanding
 
 
 def _events(text: str) -> list[dict]:

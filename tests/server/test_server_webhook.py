@@ -10,7 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from server_helpers import KeywordUnderstanding
+from tests.helpers.server import KeywordUnderstanding
 
 
 class _Receiver:
@@ -80,7 +80,7 @@ def test_handoff_posts_the_session_summary_with_retries(make_app, client_for, mo
 
 
 def test_an_unreachable_webhook_gives_up_quietly(make_app, client_for):
-    from server_helpers import free_port
+    from tests.helpers.server import free_port
 
     app, agent, _ = make_app(agent_kwargs={"understanding": KeywordUnderstanding()},
                              server={"webhook": {"url": f"http://127.0.0.1:{free_port()}/x", "retries": 2,

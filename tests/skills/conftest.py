@@ -7,22 +7,13 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "order_status_skill"
-
-
-def write_dist_info(folder: Path, name: str, entry_points: dict[str, str]) -> None:
-    """A minimal installed-distribution record: what importlib.metadata scans sys.path for."""
-    info = folder / f"{name.replace('-', '_')}-0.1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n", encoding="utf-8")
-    lines = ["[llmos.skills]", *(f"{k} = {v}" for k, v in entry_points.items())]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+from tests.helpers.skills import EXAMPLE_PLUGIN, GUIDE, write_dist_info
 
 
 @pytest.fixture
 def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Put dist-info folders (and the example package) on sys.path: ``add(name, {ep: target})``."""
-    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.syspath_prepend(str(EXAMPLE_PLUGIN))
 
     def add(name: str, entry_points: dict[str, str]) -> None:
         folder = tmp_path / f"site-{name}"
@@ -39,18 +30,6 @@ def store(tmp_path: Path):
     s = MemoryStore(tmp_path / "memory", FakeEmbedder(dim=256), MemoryConfig())
     yield s
     s.close()
-
-
-GUIDE = """# Returns guide
-
-Customers may return any item within 30 days of delivery for a full refund.
-Refunds are paid to the original payment method within 5 business days.
-
-## Shipping
-
-Standard shipping takes 3 to 5 business days. Express shipping costs 12 euros and arrives the next day.
-The warehouse is located in Rotterdam.
-"""
 
 
 @pytest.fixture

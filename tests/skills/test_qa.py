@@ -146,7 +146,7 @@ def test_squad_metrics_follow_the_official_normalisation():
 def test_squad_harness_on_a_tiny_file(tmp_path):
     from agent.backends import FakeBackend
     from memory import FakeEmbedder
-    from skills.evals.squad import run_squad
+    from skills.evals.squad import exact_match, f1_score, run_squad
 
     def article(title, context, qas):
         return {"title": title, "paragraphs": [{"context": context, "qas": [
@@ -168,7 +168,14 @@ def test_squad_harness_on_a_tiny_file(tmp_path):
     assert r["questions"] == 2 and r["held_out_questions"] == 1
     assert r["extractive_on_gold_paragraph"]["f1"] > 0
     assert {"extractive", "generative", "combined", "retrieval", "abstention"} <= set(r)
-    assert 0 <= r["combined"]["exact_match"] <= 100
+    # each mode's figures are its per-question scores (both questions are in the examples), averaged
+    assert [e["gold"] for e in r["examples"]] == ["15", "1937"]
+    for mode in ("extractive", "generative", "combined"):
+        rows = [(e[mode], e["gold"]) for e in r["examples"]]
+        assert r[mode] == {"exact_match": round(100 * sum(exact_match(p, g) for p, g in rows) / 2, 2),
+                           "f1": round(100 * sum(f1_score(p, g) for p, g in rows) / 2, 2)}, mode
+    # the extractive answers come from the passages: "15" exactly, the bridge's date within a span
+    assert r["extractive"]["exact_match"] == 50.0 and r["examples"][1]["extractive"].startswith("1937")
     fast = run_squad(path, backend=FakeBackend(), embedder=FakeEmbedder(dim=128), limit=None, holdout_articles=1,
                      generate=False)
     assert "extractive" in fast and "generative" not in fast

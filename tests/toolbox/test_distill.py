@@ -23,6 +23,7 @@ def test_prompts_from_conversations_and_text_files(tmp_path, conversations_file)
         distill_prompts(text)
 
 
+@pytest.mark.slow
 def test_teacher_replies_resume_after_a_torn_write(tmp_path, tiny_model_dir, conversations_file):
     prompts, out = conversations_file(5), tmp_path / "teacher.jsonl"
     first = generate_teacher_data(str(tiny_model_dir("qwen2")), prompts, out, batch_size=2, max_new_tokens=6,
@@ -39,6 +40,7 @@ def test_teacher_replies_resume_after_a_torn_write(tmp_path, tiny_model_dir, con
     assert all(json.loads(line) for line in out.read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_distill_from_the_command_line(tmp_path, tiny_model_dir, conversations_file, capsys):
     from agent.cli.main import main
 

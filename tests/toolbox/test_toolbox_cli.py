@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agent.cli.main import build_parser, main
 
 
@@ -30,7 +32,8 @@ def test_data_chitchat_and_clean(tmp_path, capsys):
     assert "kept" in capsys.readouterr().out
     report = json.loads((tmp_path / "clean.jsonl.report.json").read_text())
     assert report["input"] == 32 and report["removed"]["exact_duplicate"] == 1
-    assert report["pii_masked"]["email"] >= 1 and report["pii_masked"]["phone"] >= 1
+    # the one address and the one number written above; the chitchat lines have none
+    assert (report["pii_masked"]["email"], report["pii_masked"]["phone"]) == (1, 1)
     last = json.loads(clean.read_text().splitlines()[-1])
     assert [m["content"] for m in last["messages"]] == ["mail me: [EMAIL]", "call [PHONE]"]
 
@@ -51,12 +54,15 @@ def test_export_command(tmp_path, capsys, monkeypatch):
     assert "exported 1 conversations" in captured.err
 
 
+@pytest.mark.slow
 def test_train_command_output_loads_by_path(tmp_path, tiny_model_dir, conversations_file, capsys):
     from agent.models.loader import load_model
+    from tests.helpers.tiny_models import greedy_replies
 
     out = tmp_path / "tuned"
     assert main(["train", "lm", "--data", str(conversations_file(6)), "--model", str(tiny_model_dir("llama")),
                  "-o", str(out), "--max-steps", "1", "--batch-size", "2", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "perplexity_after" in printed and f"llmos ask --model {out}" in printed
-    assert isinstance(load_model(str(out), fast=False).chat([{"role": "user", "content": "hi"}], max_new_tokens=3), str)
+    streamed, batched = greedy_replies(load_model(str(out), fast=False), "hi", 3)
+    assert streamed and streamed == batched

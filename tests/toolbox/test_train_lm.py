@@ -8,6 +8,7 @@ import pytest
 
 from agent.errors import ModelError
 from agent.toolbox.sft import TrainConfig, train_lm
+from tests.helpers.tiny_models import changed_tensors, greedy_replies
 
 
 def _cfg(data, model, out, **kw):
@@ -16,6 +17,7 @@ def _cfg(data, model, out, **kw):
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_lora_train_resume_and_chat(tmp_path, tiny_model_dir, conversations_file):
     from agent.models.loader import load_model
 
@@ -30,20 +32,27 @@ def test_lora_train_resume_and_chat(tmp_path, tiny_model_dir, conversations_file
         tiny_model_dir("llama"))
     resumed = train_lm(_cfg(data, tiny_model_dir("llama"), out, max_steps=4))
     assert resumed["steps"] == 4 and resumed["resumed_from"].endswith(("checkpoint-2", "checkpoint-3"))
-    lm = load_model(str(out), fast=False)
-    assert isinstance(lm.chat([{"role": "user", "content": "Where is my order?"}], max_new_tokens=5), str)
+    # the folder holds the merged, trained weights: the linear layers LoRA adapted differ from the base's,
+    # nothing else does
+    changed = changed_tensors(out, tiny_model_dir("llama"))
+    assert changed and all(name.endswith("_proj.weight") for name in changed), changed
+    streamed, batched = greedy_replies(load_model(str(out), fast=False), "Where is my order?", 5)
+    assert streamed and streamed == batched
 
 
+@pytest.mark.slow
 def test_full_fine_tune_of_a_model_without_chat_template(tmp_path, tiny_model_dir, conversations_file):
     from agent.models.loader import load_model
 
     out = tmp_path / "full"
     report = train_lm(_cfg(conversations_file(8), tiny_model_dir("gpt2"), out, lora=False, max_steps=2))
     assert not report["lora"] and report["steps"] == 2 and "adapter_dir" not in report
-    lm = load_model(str(out), fast=False)
-    assert isinstance(lm.chat([{"role": "user", "content": "hi"}], max_new_tokens=4), str)
+    assert changed_tensors(out, tiny_model_dir("gpt2")), "a full fine-tune changes the weights"
+    streamed, batched = greedy_replies(load_model(str(out), fast=False), "hi", 4)
+    assert streamed and streamed == batched
 
 
+@pytest.mark.slow
 def test_adapter_only_run_loads_through_resolve_adapter_dir(tmp_path, tiny_model_dir, conversations_file):
     from agent.models.adapters import is_adapter_dir
     from agent.models.loader import load_model, resolve_adapter_dir
@@ -56,7 +65,8 @@ def test_adapter_only_run_loads_through_resolve_adapter_dir(tmp_path, tiny_model
     assert is_adapter_dir(adapter) and resolve_adapter_dir(tiny_model_dir("qwen2")) is None
     merged = resolve_adapter_dir(adapter, cache_dir=tmp_path / "cache")
     assert merged.name.startswith("adapter-run-") and resolve_adapter_dir(adapter, cache_dir=tmp_path / "cache") == merged
-    assert isinstance(load_model(str(merged), fast=False).chat([{"role": "user", "content": "hi"}], max_new_tokens=3), str)
+    streamed, batched = greedy_replies(load_model(str(merged), fast=False), "hi", 3)
+    assert streamed and streamed == batched
 
 
 def test_encoder_decoder_models_are_refused(tmp_path, tiny_model_dir, conversations_file):

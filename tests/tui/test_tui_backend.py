@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, send, settle
 
 from agent import Agent, load_config
+from tests.helpers.tui import SIZE, chat, messages, notes, prompt, send, settle
 from tui.app import ChatApp
 
 pytestmark = pytest.mark.anyio

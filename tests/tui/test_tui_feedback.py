@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, prompt, screen_lines, send, settle, type_text, wait_for
 from textual.widgets import Static
 
 from agent import Agent, load_config
 from agent.backends import FakeBackend
-from tests.tui.fakes import FakeAgent
+from tests.helpers.tui import SIZE, chat, messages, prompt, screen_lines, send, settle, type_text, wait_for
+from tests.helpers.tui_fakes import FakeAgent
 from tui.app import ChatApp
 
 pytestmark = pytest.mark.anyio

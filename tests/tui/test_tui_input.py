@@ -6,11 +6,22 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text, wait_for
 from textual import events
 
 from agent.errors import InputError
-from tests.tui.fakes import FakeAgent
+from tests.helpers.tui import (
+    SIZE,
+    chat,
+    messages,
+    notes,
+    prompt,
+    screen_lines,
+    send,
+    settle,
+    type_text,
+    wait_for,
+)
+from tests.helpers.tui_fakes import FakeAgent
 from tui.app import ChatApp
 from tui.screens import AttachFile, ModelScreen
 from tui.widgets import CommandHints

@@ -5,9 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text, wait_for
 
 from agent import Agent, load_config
+from tests.helpers.tui import (
+    SIZE,
+    chat,
+    messages,
+    notes,
+    prompt,
+    screen_lines,
+    send,
+    settle,
+    type_text,
+    wait_for,
+)
 from tui.app import ChatApp
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +73,7 @@ async def test_chat_sessions_stop_and_errors_on_the_real_agent(real_agent: Agent
         before = len(real_agent.history(first))
         await send(pilot, "x" * 300)
         assert prompt(app).text == "x" * 300
-        assert any("too long" in n.lower() or "300" in n for n in notes(app)), notes(app)
+        assert any("the message is 300 characters; the limit is 200" in n for n in notes(app)), notes(app)
         assert len(real_agent.history(first)) == before
 
         # export

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZE, chat, messages, notes, screen_lines, send, settle
 from textual.widgets import OptionList
 from textual.widgets._markdown import MarkdownBlock
 
 from agent.errors import InputError
-from tests.tui.fakes import FakeAgent
+from tests.helpers.tui import SIZE, chat, messages, notes, screen_lines, send, settle
+from tests.helpers.tui_fakes import FakeAgent
 from tui.app import ChatApp
 from tui.screens import MemoryScreen
 from tui.widgets.insight import MemoryRow

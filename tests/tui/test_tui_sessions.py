@@ -5,10 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SIZE, chat, messages, notes, prompt, screen_lines, send, settle, type_text, wait_for
 from textual.widgets import Input, OptionList
 
-from tests.tui.fakes import FakeAgent
+from tests.helpers.tui import (
+    SIZE,
+    chat,
+    messages,
+    notes,
+    prompt,
+    screen_lines,
+    send,
+    settle,
+    type_text,
+    wait_for,
+)
+from tests.helpers.tui_fakes import FakeAgent
 from tui.app import ChatApp
 from tui.screens import AskText, Confirm, HelpScreen, MemoryScreen, ModelScreen
 from tui.widgets import InsightPanel, SessionSidebar

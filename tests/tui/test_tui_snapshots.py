@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import threading
 
-from conftest import send
-
-from tests.tui.fakes import FakeAgent
+from tests.helpers.tui import send
+from tests.helpers.tui_fakes import FakeAgent
 from tui.app import ChatApp
 from tui.screens.chat import ChatScreen
 

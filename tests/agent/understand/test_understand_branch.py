@@ -13,8 +13,7 @@ from agent.models.minilm import LAYER_KEYS, LeanBert, lean_supported
 from agent.understand.branch import BRANCH_FILE, SentimentBranch
 from agent.understand.branch_train import BranchSpec, TokenCache, build_token_cache, holdout_by_text
 from agent.understand.sentiment import SentimentClassifier
-from tests.agent.understand.fixtures import sentiment_examples
-from tests.agent.understand.tiny_encoder import build_tiny_encoder
+from tests.helpers.understand import build_tiny_encoder, sentiment_examples
 
 TEXTS = ["the service is great and happy", "my order is awful", "it", "zebra words it does not know!"]
 
@@ -56,7 +55,11 @@ def test_a_kept_layer_is_handed_over_not_recomputed(tiny: Path) -> None:
     assert kept is again  # from the turn's own pass
     fresh = SentenceEmbedder(str(tiny), device="cpu").layer_states(["my order is awful"], 1)
     assert fresh is not None and np.allclose(fresh.states.numpy(), kept.states.numpy(), atol=1e-6)
-    assert not embedder.keep_layer(7) and embedder.layer_states(["x"], 1) is not None
+    assert not embedder.keep_layer(7)  # the encoder has 2 layers
+    other = embedder.layer_states(["x"], 1)  # not the kept turn: a pass of its own
+    reference = SentenceEmbedder(str(tiny), device="cpu").layer_states(["x"], 1)
+    assert other is not kept and np.allclose(other.states.numpy(), reference.states.numpy(), atol=1e-6)
+    assert other.mask.tolist() == reference.mask.tolist() and other.states.shape[0] == 1
 
 
 def test_int8_and_fake_embedders_have_no_tap(tiny: Path) -> None:
@@ -122,7 +125,11 @@ def test_token_cache_is_padding_aware(tiny: Path) -> None:
     rows, targets = np.array([0, 0, 1, 2, 3] * 10), np.array([0, 0, 1, 1, 0] * 10)
     fit, held = holdout_by_text(rows, targets, 0.5)
     assert not set(rows[fit]) & set(rows[held]) and len(fit) + len(held) == 50
-    assert isinstance(TokenCache(cache.states, cache.offsets), TokenCache)
+    # a cache rebuilt from its two arrays serves the same rows
+    rebuilt = TokenCache(cache.states, cache.offsets)
+    assert len(rebuilt) == 4 and rebuilt.lengths.tolist() == cache.lengths.tolist()
+    again, first = rebuilt.batch([2, 0]), cache.batch([2, 0])
+    assert np.array_equal(again.states.numpy(), first.states.numpy()) and again.mask.tolist() == first.mask.tolist()
 
 
 def test_fit_branch_predicts_and_round_trips(with_branch: SentimentClassifier, embedder: SentenceEmbedder,
@@ -134,7 +141,9 @@ def test_fit_branch_predicts_and_round_trips(with_branch: SentimentClassifier, e
     labels = [p.label for p in with_branch.predict(vectors, texts)]
     assert labels == ["positive", "negative", "neutral"]
     info = with_branch.info["branch"]
-    assert info["depth"] == 1 and info["train_cpu_seconds"] >= 0
+    # 36 examples (12 per label), all fitted (holdout=0.0), for the spec's 25 epochs; the time taken
+    assert info["depth"] == 1 and (info["examples"], info["heldout"], info["spec"]["epochs"]) == (36, 0, 25)
+    assert "heldout_accuracy" not in info and {"train_seconds", "train_cpu_seconds"} <= set(info)
     assert info["distinct_texts"] == len(set(sentiment_examples(neutral=True)[0]))
     folder = with_branch.save(tmp_path / "sentiment")
     assert json.loads((folder / "meta.json").read_text())["branch"]["file"] == BRANCH_FILE

@@ -13,8 +13,7 @@ from agent.models.embedder import SentenceEmbedder
 from agent.understand.branch import BRANCH_FILE, SentimentBranch
 from agent.understand.branch_train import BranchSpec
 from agent.understand.sentiment import SentimentClassifier
-from tests.agent.understand.fixtures import sentiment_examples
-from tests.agent.understand.tiny_encoder import build_tiny_encoder
+from tests.helpers.understand import build_tiny_encoder, sentiment_examples
 
 SPEC = BranchSpec(depth=1, epochs=20, lr=1e-3, head_lr=2e-2, batch_size=8, holdout=0.0)
 

@@ -11,7 +11,7 @@ from agent.cli import cmd_understand
 from agent.cli.main import main
 from agent.models.embedder import FakeEmbedder
 from agent.understand.metrics import evaluate_labels, format_report, save_confusion_png
-from tests.agent.understand.fixtures import intent_examples, sentiment_examples
+from tests.helpers.understand import intent_examples, sentiment_examples
 
 
 def test_metrics_by_hand() -> None:

@@ -11,7 +11,7 @@ import pytest
 from agent.models.embedder import FakeEmbedder
 from agent.turn import Label
 from agent.understand import SentimentClassifier, UnderstandConfig, build_understanding, handoff_reason
-from tests.agent.understand.fixtures import sentiment_examples
+from tests.helpers.understand import sentiment_examples
 
 CFG = UnderstandConfig(frustration_threshold=0.5, frustration_min_turns=2, frustration_strong=0.9)
 

@@ -11,7 +11,7 @@ import pytest
 from agent.errors import ConfigError, InputError
 from agent.models.embedder import FakeEmbedder
 from agent.understand.intents import IntentClassifier
-from tests.agent.understand.fixtures import intent_examples
+from tests.helpers.understand import intent_examples
 
 IN_SCOPE = ("rain tomorrow forecast", "sunny weather today", "guitar song playlist", "play the album loud",
             "pizza dinner recipe", "cook pasta soup")

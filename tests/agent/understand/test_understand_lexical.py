@@ -12,7 +12,7 @@ from agent.models.embedder import FakeEmbedder
 from agent.understand.head import Head, HeadSpec, train_head
 from agent.understand.intents import IntentClassifier, IntentTraining
 from agent.understand.lexical import HashedNgrams, tokenize
-from tests.agent.understand.fixtures import intent_examples
+from tests.helpers.understand import intent_examples
 
 
 def test_tokenize_unifies_negation_spellings() -> None:

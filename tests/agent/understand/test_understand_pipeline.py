@@ -10,7 +10,7 @@ from agent.errors import ConfigError
 from agent.models.embedder import FakeEmbedder
 from agent.turn import Understanding
 from agent.understand import IntentClassifier, SentimentClassifier, UnderstandConfig, build_understanding
-from tests.agent.understand.fixtures import intent_examples, sentiment_examples
+from tests.helpers.understand import intent_examples, sentiment_examples
 
 HUMAN = ["talk to a human agent", "real person please", "connect me to a human", "human agent now",
          "speak with a real person", "get me a person", "a human please", "person not a bot"]
@@ -37,10 +37,16 @@ def test_analyze_fills_intent_sentiment_frustration(heads) -> None:
     stage = build_understanding(UnderstandConfig(), embedder, intents=intents, sentiment=sentiment)
     assert isinstance(stage, Understanding)
     text = "rain tomorrow forecast"
-    out = stage.analyze(text, embedder.encode([text])[0], [])
+    vector = embedder.encode([text])[0]
+    out = stage.analyze(text, vector, [])
     assert out.intent is not None and out.intent.label == "weather"
-    assert out.sentiment is not None and out.sentiment.label in {"negative", "neutral", "positive"}
-    assert out.frustration is not None and 0.0 <= out.frustration <= 1.0
+    # the sentiment head's own reading of the turn
+    expected = sentiment.predict(vector.reshape(1, -1), [text])[0]
+    assert out.sentiment is not None
+    assert (out.sentiment.label, out.sentiment.score) == (expected.label, round(expected.score, 4))
+    # a first turn's frustration: how negative it is, once past the neutral band
+    negative = expected.score <= -UnderstandConfig().neutral_band
+    assert out.frustration == (round(-expected.score, 4) if negative else 0.0)
     assert out.handoff is False
     assert out.extra["intent_alternatives"][0]["label"] == "weather"
     # Without a vector the stage embeds the text itself.
@@ -119,11 +125,24 @@ def test_oos_threshold_override(heads) -> None:
     intents.threshold_override = None
 
 
-def test_bench_reports_both_thread_settings() -> None:
+def test_bench_reports_both_thread_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import itertools
+    from types import SimpleNamespace
+
+    import torch
+
+    from agent.understand import bench
     from agent.understand.bench import bench_classify
 
+    # a clock whose every reading is 1 ms after the last (the CPU clock: 0.25 ms): a turn reads
+    # it at its start, after the embedding and at its end, so it takes 2 ms, the heads 1 ms
+    wall, cpu = itertools.count(), itertools.count()
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: next(wall) / 1000,
+                                                       thread_time=lambda: next(cpu) / 4000))
+    threads = torch.get_num_threads()
     figures = bench_classify(n=4, embedder=FakeEmbedder(dim=384), warmup=1)
-    for key in ("p50_ms", "p95_ms", "p50_ms_1_thread", "p95_ms_1_thread", "cpu_ms_p50_1_thread", "heads_p50_ms",
-                "torch_threads"):
-        assert figures[key] >= 0, key
-    assert figures["n"] == 4
+    assert figures["n"] == 4 and figures["torch_threads"] == threads and torch.get_num_threads() == threads
+    assert figures["p50_ms"] == figures["p95_ms"] == figures["p50_ms_1_thread"] == figures["p95_ms_1_thread"] == 2.0
+    assert figures["heads_p50_ms"] == figures["heads_p95_ms"] == 1.0
+    assert figures["cpu_ms_p50_1_thread"] == 0.25
+    assert (next(wall), next(cpu)) == (2 * 3 * 5, 2 * 2 * 5)  # 5 turns (1 warm-up) with each setting

@@ -21,7 +21,7 @@ from agent.understand.sentiment_data import (
     sentiment_training_data,
     text_key,
 )
-from tests.agent.understand.fixtures import sentiment_examples
+from tests.helpers.understand import sentiment_examples
 
 _GOOD = ["great", "wonderful", "excellent", "happy", "fantastic", "amazing", "lovely", "good"]
 _BAD = ["awful", "terrible", "horrible", "angry", "furious", "broken", "bad", "hate"]

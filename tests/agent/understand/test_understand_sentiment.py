@@ -10,7 +10,7 @@ import pytest
 from agent.errors import ConfigError, InputError
 from agent.models.embedder import FakeEmbedder
 from agent.understand.sentiment import SentimentClassifier, normalize_sentiment_label
-from tests.agent.understand.fixtures import sentiment_examples
+from tests.helpers.understand import sentiment_examples
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Helpers the server tests share (imported by conftest.py and the tests)."""
+"""For the server tests: a free loopback port, a live uvicorn server around an app, and a
+keyword understanding that hands off on "human"."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""``python tests/tui/fake_chat.py DATA_DIR [REPLY ...]``: the chat app on the real Agent with
-the fake backend (scripted replies, then echoes), for the real-terminal tests (tmux) that
-need a model whose output they choose, escape sequences included. REPLY arguments are
-Python string literals (so ``'\\x1b]0;title\\x07'`` is an escape sequence)."""
+"""``python tests/helpers/scripts/tui_fake_chat.py DATA_DIR [REPLY ...]``: the chat app on the
+real Agent with the fake backend (scripted replies, then echoes), for the real-terminal tests
+(tmux) that need a model whose output they choose, escape sequences included. REPLY
+arguments are Python string literals (so ``'\\x1b]0;title\\x07'`` is an escape sequence)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ast
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 
 def main(argv: list[str]) -> int:

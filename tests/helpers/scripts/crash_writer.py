@@ -1,7 +1,8 @@
 """A writer process for the crash test: adds memories until it is killed.
 
 Prints ``ok <id> <text>`` after each add returns (so after its SQLite commit). Run as
-``python crash_writer.py FOLDER START``.
+``python tests/helpers/scripts/crash_writer.py FOLDER START``, the repository root on
+PYTHONPATH.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Every FastDecoder path on the CPU at hand: weights x activations x prefill, forced.
 
-Imported by ``test_kernel_matrix.py`` and run as a script by it under each instruction-set
+Imported by ``tests/agent/test_kernel_matrix.py`` and run as a script by it under each instruction-set
 variant torch can be told to use here (``ATEN_CPU_CAPABILITY=default|avx2|avx512``), so an
 AVX512 machine checks the AVX2 kernels too and the other way round where it can::
 
-    ATEN_CPU_CAPABILITY=avx2 python tests/agent/kernel_matrix.py MODEL_DIR CACHE_DIR
+    ATEN_CPU_CAPABILITY=avx2 python tests/helpers/scripts/kernel_matrix.py MODEL_DIR CACHE_DIR
 
 prints one line per checked path and ``matrix ok ISA`` at the end (exit 1 on a failure, and
 a crash in native code is the process dying, which the caller reports).
@@ -177,5 +177,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
     sys.exit(main(sys.argv[1:]))
