@@ -6,7 +6,7 @@ Heavy parts (torch, transformers) load on first use, so ``import agent`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, load_config
 from agent.errors import (
@@ -18,6 +18,7 @@ from agent.errors import (
     ModelError,
     SkillError,
 )
+from agent.lazy import lazy_getattr
 from agent.options import GenerationOptions
 from agent.turn import Label, MemoryRef, Reply
 
@@ -54,10 +55,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agent' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -25,7 +25,7 @@ PACKAGES = ("agent", "memory", "skills", "tui")
 # only the package's own __init__: the public facade).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("agent.errors", "agent.options", "agent.turn", "agent.paths", "agent.files", "agent.sqlite",
-              "agent.normalize", "agent.prompts", "agent.toolcalls")),
+              "agent.normalize", "agent.prompts", "agent.toolcalls", "agent.lazy")),
     ("models", ("agent.models", "agent.backends")),
     ("knowledge", ("memory", "agent.understand")),
     ("skills", ("skills",)),

@@ -20,10 +20,8 @@ Importing this package is cheap: FastAPI and uvicorn load with the names that ne
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from agent.config import ApiKeyConfig, BatchingConfig, ServerConfig, WebhookConfig
+from agent.lazy import lazy_getattr
 
 __all__ = [
     "ServerConfig",
@@ -48,8 +46,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agent.server' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)

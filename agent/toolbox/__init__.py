@@ -12,8 +12,7 @@ Names load on first use, so importing the package pulls in neither torch nor tra
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agent.lazy import lazy_getattr
 
 __all__ = [
     "TrainConfig",
@@ -52,8 +51,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agent.toolbox' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
