@@ -14,8 +14,10 @@ one. :class:`BatchingBackend` runs one scheduler thread that owns the model:
 - sequences leave when they finish, are cancelled or their consumer goes away; the batch
   is compacted and the all-padding columns on the left are trimmed.
 
-Each sequence has its own sampling options (temperature, top-k/p, repetition penalty, seed)
-and its own queue of token ids; the consumer thread turns ids into text with the same
+Each sequence has its own sampling options (temperature, top-k/p, repetition penalty, seed),
+its own grammar when it offers tools or asks for JSON (an
+:class:`~agent.models.constrain.Constraint` per row, masked and advanced in
+:func:`~agent.models.sampling.choose_tokens`), and its own queue of token ids; the consumer thread turns ids into text with the same
 :func:`~agent.models.textstream.stream_text` machinery as the single-stream path. Greedy
 output matches single-stream decoding up to floating-point ties.
 """
@@ -27,6 +29,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -37,8 +40,9 @@ from agent.errors import BackendError, InputError
 from agent.models.model import LanguageModel
 from agent.models.sampling import choose_tokens
 from agent.models.textstream import TextStream, stream_text
+from agent.models.toolformat import stream_with_tools
 from agent.options import GenerationOptions
-from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec
+from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec, check_tool_choice
 
 __all__ = ["BatchingBackend"]
 
@@ -59,6 +63,7 @@ class _Request:
         self.abandoned = False
         self.generated = 0
         self.rng: Any = None
+        self.constraint: Any = None  # the reply's grammar (tools, JSON), advanced by choose_tokens
 
     @property
     def dead(self) -> bool:
@@ -456,10 +461,10 @@ class BatchingBackend:
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions, *, tools: Sequence[ToolSpec] = (),
                tool_choice: ToolChoice = "auto", response_format: ResponseFormat | None = None) -> TextStream:
-        if tools or (response_format is not None and response_format.type != "text"):
-            raise BackendError("tool calling and JSON replies are not available on the batching backend yet")
         lm = self.model
-        ids = lm.encode_prompt(lm.format_chat(list(messages)))
+        if tools or tool_choice != "auto":
+            tool_choice = check_tool_choice(tool_choice, list(tools))
+        ids = lm.encode_prompt(lm.format_chat(list(messages), tools=tools, tool_choice=tool_choice))
         if not ids:
             raise InputError("the prompt is empty after tokenization: give the model some text")
         if len(ids) >= lm.context_window:
@@ -467,8 +472,14 @@ class BatchingBackend:
                              "shorten it")
         out = TextStream(prompt_tokens=len(ids))
         budget = max(1, min(options.max_new_tokens, lm.context_window - len(ids)))
-        return out.attach(stream_text(self._token_ids(_Request(ids, options, budget, out)), lm.tokenizer,
-                                      options.stop))
+        req = _Request(ids, options, budget, out)
+        req.constraint = lm.constraint(tools, tool_choice, response_format)
+        if req.constraint is not None:
+            req.constraint.budget = budget
+        if tools and tool_choice != "none":
+            return out.attach(stream_with_tools(self._token_ids(req), lm.tokenizer, options.stop, list(tools),
+                                                weakref.ref(out)))
+        return out.attach(stream_text(self._token_ids(req), lm.tokenizer, options.stop))
 
     def _token_ids(self, req: _Request) -> Iterator[int]:
         self._scheduler.submit(req)  # on first next(): generation starts when the consumer reads

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.backends.base import Message
-from agent.errors import BackendError
 from agent.models.model import LanguageModel
 from agent.models.textstream import TextStream
 from agent.options import GenerationOptions
@@ -42,6 +41,5 @@ class TransformersBackend:
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions, *, tools: Sequence[ToolSpec] = (),
                tool_choice: ToolChoice = "auto", response_format: ResponseFormat | None = None) -> TextStream:
-        if tools or (response_format is not None and response_format.type != "text"):
-            raise BackendError("tool calling and JSON replies are not available on the local model yet")
-        return self.model.stream(list(messages), options)
+        return self.model.stream(list(messages), options, tools=tools, tool_choice=tool_choice,
+                                 response_format=response_format)

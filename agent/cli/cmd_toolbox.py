@@ -183,6 +183,8 @@ def _register_eval(ev: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=_eval_recall_gate)
 
+    _register_eval_tools(ev)
+
 
 def _eval_lm(args: argparse.Namespace) -> int:
     from agent.toolbox.eval_lm import evaluate_lm, format_eval
@@ -193,6 +195,57 @@ def _eval_lm(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(result, ensure_ascii=False) if args.json else format_eval(result))
+    return 0
+
+
+# ---- eval tools ----------------------------------------------------------------------------
+def _register_eval_tools(ev: Any) -> None:
+    p = ev.add_parser("tools", help="tool calling on BFCL (simple, multiple, parallel, irrelevance) by AST match",
+                      description="Offer each BFCL item's functions as tools (tool_choice auto, greedy), score the "
+                                  "calls by BFCL's AST rules and report per category ast_accuracy, valid_rate "
+                                  "(replies whose calls parse and satisfy the schema), call_rate and seconds. "
+                                  "Constrained decoding is on unless --unconstrained.")
+    p.add_argument("--bfcl", required=True, metavar="DIR", help="the BFCL folder (../shared/data/bfcl)")
+    p.add_argument("--model", default="smollm2-135m", help="preset, directory, .gguf or HF id (default smollm2-135m)")
+    p.add_argument("--categories", default="simple,multiple,parallel,irrelevance",
+                   help="comma-separated (default: all four)")
+    p.add_argument("--limit", type=int, default=None, help="only N items of each category")
+    p.add_argument("--offset", type=int, default=0,
+                   help="skip the first N items of each category (20: past the prompt-tuning slice)")
+    p.add_argument("--unconstrained", action="store_true", help="the same run without the grammar mask")
+    p.add_argument("--tool-choice", default="auto", help="auto (BFCL's setting), required, ... (default auto)")
+    p.add_argument("--style", default=None, help="tool description wording for models whose template lacks tools")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="reply length cap (default 256)")
+    p.add_argument("--mask-cost", action="store_true",
+                   help="instead: time the constraint per token on 10 simple items (constrained vs not)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the results with every item's reply here")
+    p.set_defaults(func=_eval_tools)
+
+
+def _eval_tools(args: argparse.Namespace) -> int:
+    from agent.toolbox.bfcl import format_bfcl, mask_cost, run_bfcl
+
+    if args.mask_cost:
+        cost = mask_cost(args.bfcl, model=args.model)
+        print(json.dumps(cost, ensure_ascii=False) if args.json else
+              "\n".join(f"{k}: {v}" for k, v in cost.items()))
+        return 0
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+
+    def progress(category: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{category}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    result = run_bfcl(args.bfcl, model=args.model, categories=categories, limit=args.limit, offset=args.offset,
+                      constrained=not args.unconstrained, tool_choice=args.tool_choice,
+                      max_new_tokens=args.max_new_tokens, style=args.style, details=bool(args.output),
+                      progress=progress)
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        for row in result["categories"].values():
+            row.pop("items", None)
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_bfcl(result))
     return 0
 
 

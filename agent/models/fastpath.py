@@ -460,7 +460,7 @@ class FastDecoder:
 
     def generate(self, input_ids: list[int], options: GenerationOptions, *,
                  should_stop: Callable[[], bool] | None = None,
-                 eos_token_ids: Iterable[int] | None = None) -> Iterator[int]:
+                 eos_token_ids: Iterable[int] | None = None, constraint: Any = None) -> Iterator[int]:
         """Yield generated token ids one at a time (the EOS token itself is not yielded).
 
         Sampling follows ``options`` (temperature 0 = greedy; top_k, top_p, repetition
@@ -468,18 +468,20 @@ class FastDecoder:
         ``eos_token_ids`` defaults to the model's own EOS ids; an empty set never stops at
         EOS. ``should_stop`` is polled before each token. The arguments are checked here,
         before the first ``next()``; ``last_stop_reason`` says afterwards why it ended.
+        ``constraint`` (:class:`~agent.models.constrain.Constraint`): only the tokens its
+        grammar allows are chosen (see :class:`~agent.models.sampling.Sampler`).
         """
         ids = self._check_ids(input_ids, 1)
         eos = self.eos_token_ids if eos_token_ids is None else frozenset(int(t) for t in eos_token_ids)
         self._ticket += 1
-        return self._run(ids, options, should_stop, eos, self._ticket)
+        return self._run(ids, options, should_stop, eos, self._ticket, constraint)
 
     def _run(self, ids: list[int], options: GenerationOptions, should_stop: Callable[[], bool] | None,
-             eos: frozenset[int], ticket: int) -> Iterator[int]:
+             eos: frozenset[int], ticket: int, constraint: Any = None) -> Iterator[int]:
         import torch
 
         self.last_stop_reason = None
-        sampler = Sampler(options, self.vocab_size, ids)
+        sampler = Sampler(options, self.vocab_size, ids, constraint)
         self._check_ticket(ticket)
         threads = self._thread_count()  # for the prefill; decode steps may choose their own
         with torch.inference_mode(), intra_op_threads(threads):

@@ -19,12 +19,13 @@ from agent.errors import BackendError, InputError
 from agent.models.loops import RepetitionGuard
 from agent.models.textstream import TextStream, stream_text
 from agent.options import GenerationOptions, with_overrides
+from agent.toolcalls import ResponseFormat, ToolChoice, ToolSpec, check_tool_choice
 
 __all__ = ["LanguageModel", "Messages"]
 
 log = logging.getLogger(__name__)
 
-Messages = Sequence[dict[str, str]]
+Messages = Sequence[dict[str, Any]]
 
 
 def _plain_transcript(messages: Messages) -> str:
@@ -58,6 +59,18 @@ class LanguageModel:
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self._lock = threading.Lock()
         self._holder: tuple[int, weakref.ref[TextStream] | None] | None = None
+        self._ll_tokenizer: Any = None  # llguidance's view of the tokenizer, built on first constrained reply
+        self._closers: Any = None
+        self.tool_style: str | None = None
+        """How tools are described to a model whose chat template does not take them
+        (:data:`agent.models.toolformat.TOOL_STYLES`; None: the default)."""
+        from agent.models.toolformat import tool_bias
+
+        self.tool_bias: dict[str, float] = tool_bias(name)
+        """Calibration of ``auto`` tool choice (``open``: the least log-probability of a call's
+        first token at the start of the reply for the reply to open with a call; ``stop``:
+        added to the log-odds of ending the reply after a call); measured per model, see
+        :data:`agent.models.toolformat.MEASURED_TOOL_BIAS`."""
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_token_ids = self._eos_ids()
@@ -144,11 +157,23 @@ class LanguageModel:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def format_chat(self, messages: Messages) -> str:
-        """The prompt text for ``messages``, through the model's own chat template."""
+    def format_chat(self, messages: Messages, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto") -> str:
+        """The prompt text for ``messages``, through the model's own chat template.
+
+        ``messages`` may hold assistant ``tool_calls`` and ``tool`` results (OpenAI's shape);
+        ``tools`` are described to the model (by its template when it takes them, else in
+        the system message: :mod:`agent.models.toolformat`) unless ``tool_choice`` is
+        ``none``."""
+        from agent.models.toolformat import DEFAULT_STYLE, render_messages, template_takes_tools
+
+        native = self.has_chat_template and template_takes_tools(self.tokenizer)
+        rendered, tool_list = render_messages(messages, tools, tool_choice, template_tools=native,
+                                              style=self.tool_style or DEFAULT_STYLE)
         if self.has_chat_template:
-            return str(self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False))
-        return _plain_transcript(messages)
+            extra = {"tools": tool_list} if tool_list else {}
+            return str(self.tokenizer.apply_chat_template(rendered, add_generation_prompt=True, tokenize=False,
+                                                          **extra))
+        return _plain_transcript(rendered)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         # A chat template already carries its special tokens; a plain prompt gets the
@@ -161,10 +186,24 @@ class LanguageModel:
         return str(probe)[:8]
 
     # ---- generation --------------------------------------------------------------------
-    def stream(self, prompt: str | Messages, options: GenerationOptions | None = None, **overrides: Any) -> TextStream:
-        """Generate from a prompt string or a list of chat messages, yielding text pieces."""
+    def stream(self, prompt: str | Messages, options: GenerationOptions | None = None, *,
+               tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto",
+               response_format: ResponseFormat | None = None, constrained: bool = True,
+               parallel_tool_calls: bool = True, **overrides: Any) -> TextStream:
+        """Generate from a prompt string or a list of chat messages, yielding text pieces.
+
+        With ``tools`` the model may call them (``tool_choice``: ``auto``, ``none``,
+        ``required`` or a tool's name): the stream's ``tool_calls`` holds the calls (their
+        arguments satisfy the tool's schema) and ``finish_reason`` is ``tool_calls``; the
+        pieces carry the text around the calls. ``response_format`` (``json_object`` or
+        ``json_schema``) makes the reply JSON. Both are enforced token by token
+        (:mod:`agent.models.constrain`) unless ``constrained`` is False (then the model is
+        only told, and its reply parsed: for measuring what the constraint adds). A string
+        ``prompt`` is used as is: describing the tools in it is the caller's job."""
         options = _options(options, overrides)
-        text = prompt if isinstance(prompt, str) else self.format_chat(prompt)
+        if tools or tool_choice != "auto":
+            tool_choice = check_tool_choice(tool_choice, list(tools))
+        text = prompt if isinstance(prompt, str) else self.format_chat(prompt, tools=tools, tool_choice=tool_choice)
         ids = self.encode_prompt(text)
         if not ids:
             raise InputError("the prompt is empty after tokenization: give the model some text")
@@ -172,12 +211,58 @@ class LanguageModel:
             raise InputError(
                 f"the prompt is {len(ids)} tokens but {self.name} reads at most {self.context_window}; shorten it"
             )
+        constraint = self.constraint(tools, tool_choice, response_format, parallel=parallel_tool_calls) \
+            if constrained else None
         out = TextStream(prompt_tokens=len(ids))
         # The generator holds only a weak reference to its stream: a stream dropped half-read
         # is then freed (and its generation lock released) by reference counting at once,
         # not whenever the cycle collector happens to run.
-        return out.attach(stream_text(self._token_ids(ids, options, weakref.ref(out)), self.tokenizer,
-                                      options.stop))
+        ref = weakref.ref(out)
+        token_ids = self._token_ids(ids, options, ref, constraint)
+        if tools and tool_choice != "none":
+            from agent.models.toolformat import stream_with_tools
+
+            return out.attach(stream_with_tools(token_ids, self.tokenizer, options.stop, list(tools), ref))
+        return out.attach(stream_text(token_ids, self.tokenizer, options.stop))
+
+    def constraint(self, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto",
+                   response_format: ResponseFormat | None = None, *, parallel: bool = True) -> Any:
+        """A fresh :class:`~agent.models.constrain.Constraint` for one reply under these
+        settings, or None when the reply is free text."""
+        from agent.models.constrain import Constraint, closing_tokens, reply_grammar
+
+        grammar = reply_grammar(tools, tool_choice, response_format, parallel=parallel)
+        if grammar is None:
+            return None
+        if self._ll_tokenizer is None:
+            from agent.models.constrain import ll_tokenizer
+
+            self._ll_tokenizer = ll_tokenizer(self.tokenizer, self._vocab_size(), self.eos_token_ids)
+            self._closers = closing_tokens(self._ll_tokenizer)
+        calls = bool(tools) and tool_choice != "none"
+        open_ids: list[int] = []
+        if calls and tool_choice == "auto" and self.tool_bias.get("open") is not None:
+            from agent.models.toolformat import OPEN
+
+            open_ids = list(self.tokenizer(OPEN, add_special_tokens=False)["input_ids"][:1])
+        reserve = None
+        if calls:  # the shortest call of the longest kind, closing tag included
+            from agent.models.toolformat import call_block
+
+            reserve = 8 + max(self.count_tokens(call_block(t.name, {k: "" for k in t.parameters.get("required") or []}))
+                              for t in tools)
+        return Constraint(self._ll_tokenizer, grammar, closers=self._closers, open_ids=open_ids, reserve=reserve,
+                          open_logprob=self.tool_bias.get("open") if calls and open_ids else None,
+                          stop_bias=self.tool_bias.get("stop", 0.0) if calls else 0.0)
+
+    def _vocab_size(self) -> int:
+        """The width of the model's logits."""
+        if self.fast is not None:
+            return int(self.fast.vocab_size)
+        size = getattr(self._model.config, "vocab_size", None)
+        if isinstance(size, int) and size > 0:
+            return size
+        return len(self.tokenizer)
 
     def _acquire(self, ref: weakref.ref[TextStream] | None) -> None:
         """Take the generation lock for the stream behind ``ref``.
@@ -204,7 +289,8 @@ class LanguageModel:
         self._holder = None
         self._lock.release()
 
-    def _token_ids(self, ids: list[int], options: GenerationOptions, ref: weakref.ref[TextStream]) -> Iterator[int]:
+    def _token_ids(self, ids: list[int], options: GenerationOptions, ref: weakref.ref[TextStream],
+                   constraint: Any = None) -> Iterator[int]:
         budget = options.max_new_tokens
         if not self.is_seq2seq:
             budget = min(budget, self.context_window - len(ids))
@@ -216,10 +302,13 @@ class LanguageModel:
 
         produced = 0
         guard = RepetitionGuard()
+        if constraint is not None:
+            constraint.budget = options.max_new_tokens
         self._acquire(ref)
         try:
-            source = (self.fast.generate(ids, options, should_stop=cancelled, eos_token_ids=self.eos_token_ids)
-                      if self.fast is not None else self._hf_token_ids(ids, options, cancelled))
+            source = (self.fast.generate(ids, options, should_stop=cancelled, eos_token_ids=self.eos_token_ids,
+                                         constraint=constraint)
+                      if self.fast is not None else self._hf_token_ids(ids, options, cancelled, constraint))
             try:
                 for token_id in source:
                     if int(token_id) in self.eos_token_ids:
@@ -233,6 +322,12 @@ class LanguageModel:
                     if cancelled():
                         break
                     if guard.looping(int(token_id)):  # the same block over and over: end here, not at the cap
+                        if constraint is not None and not constraint.accepting:
+                            # inside a constrained call: close it as soon as the grammar allows
+                            log.debug("wrapping up a constrained reply that repeats a %d-token block", guard.period)
+                            constraint.wrap_up = True
+                            guard = RepetitionGuard()
+                            continue
                         log.debug("ending a reply that repeats a %d-token block", guard.period)
                         break
             finally:
@@ -250,10 +345,12 @@ class LanguageModel:
             stream.finish_reason = "length"
 
     def _hf_token_ids(self, ids: list[int], options: GenerationOptions,
-                      cancelled: Callable[[], bool]) -> Iterator[int]:
-        """transformers' ``generate`` in a thread; token ids come back through a queue."""
+                      cancelled: Callable[[], bool], constraint: Any = None) -> Iterator[int]:
+        """transformers' ``generate`` in a thread; token ids come back through a queue.
+        ``constraint`` masks each step's logits (a logits processor, before temperature,
+        top-k and top-p) and advances with each chosen token."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
         box: queue.Queue[Any] = queue.Queue()
@@ -278,7 +375,18 @@ class LanguageModel:
                 stop = cancelled() or done.is_set()
                 return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
+        class _Mask(LogitsProcessor):
+            started = False
+
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                if self.started:  # the token chosen at the last step
+                    constraint.advance(int(input_ids[0, -1]))
+                self.started = True
+                return constraint.mask(scores)
+
         kwargs = _hf_kwargs(options, self.tokenizer)
+        if constraint is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([_Mask()])
         tensor = torch.tensor([ids], device=self.model.device)
 
         def work() -> None:

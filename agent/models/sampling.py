@@ -80,9 +80,13 @@ def sample(logits: torch.Tensor, options: GenerationOptions, generator: torch.Ge
 
 
 class Sampler:
-    """The next token of one sequence, remembering what it has seen for the penalty."""
+    """The next token of one sequence, remembering what it has seen for the penalty.
 
-    def __init__(self, options: GenerationOptions, vocab_size: int, prompt: list[int]):
+    ``constraint`` (a :class:`~agent.models.constrain.Constraint`, optional): the tokens a
+    grammar allows; the others' logits go to -inf after the penalty and before the choice,
+    and the chosen token advances it."""
+
+    def __init__(self, options: GenerationOptions, vocab_size: int, prompt: list[int], constraint: Any = None):
         import torch
 
         self.options = options
@@ -91,13 +95,18 @@ class Sampler:
         if self.penalty != 1.0:
             self.seen[torch.tensor(prompt)] = True
         self.generator = generator_for(options.seed)
+        self.constraint = constraint
 
     def __call__(self, logits: torch.Tensor) -> int:
         import torch
 
         if self.penalty != 1.0:
             logits = penalize(logits, self.seen, self.penalty)
-        token = int(torch.argmax(logits)) if self.options.greedy else sample(logits, self.options, self.generator)
+        if self.constraint is not None:
+            token = self.constraint.choose(logits, self.options.greedy,
+                                           lambda masked: sample(masked, self.options, self.generator))
+        else:
+            token = int(torch.argmax(logits)) if self.options.greedy else sample(logits, self.options, self.generator)
         if self.penalty != 1.0:
             self.seen[token] = True
         return token
@@ -106,7 +115,8 @@ class Sampler:
 def choose_tokens(logits: torch.Tensor, rows: Sequence[Any], seen: torch.Tensor
                   ) -> tuple[torch.Tensor, dict[int, BaseException]]:
     """The next token of every row of a batch, each sampled with its own ``options`` and its
-    own generator (kept on the row as ``rng``, made on the row's first sampled token).
+    own generator (kept on the row as ``rng``, made on the row's first sampled token), and
+    within its own grammar when the row has a ``constraint``.
 
     Returns the tokens and, by row index, the error of each row that could not be sampled (a
     seed torch refuses, NaN probabilities): those rows' tokens are meaningless and the caller
@@ -115,10 +125,16 @@ def choose_tokens(logits: torch.Tensor, rows: Sequence[Any], seen: torch.Tensor
 
     penalty = torch.tensor([[r.options.repetition_penalty] for r in rows], dtype=logits.dtype, device=logits.device)
     logits = penalize(logits, seen, penalty)
-    tokens = logits.argmax(-1)
     errors: dict[int, BaseException] = {}
+    constrained = [(i, c) for i, r in enumerate(rows) if (c := getattr(r, "constraint", None)) is not None]
+    for i, c in constrained:  # each row's own grammar (agent.models.constrain.Constraint)
+        try:
+            logits[i] = c.mask(logits[i])
+        except Exception as exc:
+            errors[i] = exc
+    tokens = logits.argmax(-1)
     for i, row in enumerate(rows):
-        if row.options.greedy:
+        if row.options.greedy or i in errors:
             continue
         try:
             if row.rng is None:
@@ -126,4 +142,10 @@ def choose_tokens(logits: torch.Tensor, rows: Sequence[Any], seen: torch.Tensor
             tokens[i] = sample(logits[i], row.options, row.rng)
         except Exception as exc:
             errors[i] = exc
+    for i, c in constrained:
+        if i not in errors:
+            try:
+                c.advance(int(tokens[i]))
+            except Exception as exc:
+                errors[i] = exc
     return tokens, errors
