@@ -2,8 +2,7 @@
 server's tool calls back, streamed (deltas by index) and whole, against a loopback server."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -11,6 +10,7 @@ from agent.backends import OpenAIBackend
 from agent.errors import BackendError
 from agent.options import GenerationOptions
 from agent.toolcalls import ResponseFormat, ToolCall, ToolSpec
+from tests.helpers.http import send_json, serve_handler
 
 WEATHER = ToolSpec(name="get_weather", description="Weather in a city",
                    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -70,21 +70,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _json(self, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200, payload)
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with serve_handler(_Handler) as url:
+        yield url
 
 
 USER = [{"role": "user", "content": "weather in Paris and time in Oslo?"}]
