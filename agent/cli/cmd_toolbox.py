@@ -217,7 +217,8 @@ def _register_eval_tools(ev: Any) -> None:
     p.add_argument("--style", default=None, help="tool description wording for models whose template lacks tools")
     p.add_argument("--max-new-tokens", type=int, default=256, help="reply length cap (default 256)")
     p.add_argument("--mask-cost", action="store_true",
-                   help="instead: time the constraint per token on 10 simple items (constrained vs not)")
+                   help="instead: time the constraint per token on 10 simple items from --offset (default 20), "
+                        "constrained vs not")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the results with every item's reply here")
     p.set_defaults(func=_eval_tools)
@@ -227,7 +228,7 @@ def _eval_tools(args: argparse.Namespace) -> int:
     from agent.toolbox.bfcl import format_bfcl, mask_cost, run_bfcl
 
     if args.mask_cost:
-        cost = mask_cost(args.bfcl, model=args.model)
+        cost = mask_cost(args.bfcl, model=args.model, tool_choice=args.tool_choice, offset=args.offset or 20)
         print(json.dumps(cost, ensure_ascii=False) if args.json else
               "\n".join(f"{k}: {v}" for k, v in cost.items()))
         return 0

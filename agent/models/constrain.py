@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from agent.toolcalls import ResponseFormat, ToolSpec
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Constraint", "closing_tokens", "reply_grammar", "call_schema", "strict_schema", "ll_tokenizer", "JSON_STYLE"]
+__all__ = ["Constraint", "closing_tokens", "special_tokens", "reply_grammar", "call_schema", "strict_schema", "ll_tokenizer", "JSON_STYLE"]
 
 JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": ", "lenient": True}
 """llguidance's JSON settings (``x-guidance``): json.dumps's separators, no free whitespace,
@@ -73,8 +73,12 @@ def _json_rule(schema: dict[str, Any]) -> str:
 
 
 def reply_grammar(tools: Sequence[ToolSpec] = (), tool_choice: str = "auto",
-                  response_format: ResponseFormat | None = None, *, parallel: bool = True) -> str | None:
-    """The Lark grammar (llguidance's dialect) a reply must follow, or None for free text."""
+                  response_format: ResponseFormat | None = None, *, parallel: bool = True,
+                  tag_ids: Mapping[str, int] | None = None) -> str | None:
+    """The Lark grammar (llguidance's dialect) a reply must follow, or None for free text.
+
+    ``tag_ids``: the ids of ``<tool_call>`` / ``</tool_call>`` where the tokenizer has them as
+    single special tokens (Qwen2.5): the grammar then takes the token as well as the text."""
     if tools and tool_choice != "none":
         if tool_choice in ("auto", "required"):
             chosen = list(tools)
@@ -82,19 +86,21 @@ def reply_grammar(tools: Sequence[ToolSpec] = (), tool_choice: str = "auto",
             chosen = [t for t in tools if t.name == tool_choice]
             if not chosen:
                 raise InputError(f"tool_choice names {tool_choice!r}, which is not among the offered tools")
+        tags = dict(tag_ids or {})
+        special_open = f"<[{tags['<tool_call>']}]>" if "<tool_call>" in tags else None
+        open_rule = 'open: "<tool_call>"' + (f" | {special_open}" if special_open else "")
+        close_rule = 'close: "</tool_call>"' + (f" | <[{tags['</tool_call>']}]>" if "</tool_call>" in tags else "")
         bodies = "\n".join(f"c{i}: {_json_rule(call_schema(t))}" for i, t in enumerate(chosen))
         one = " | ".join(f"c{i}" for i in range(len(chosen)))
-        more = '("\\n" call)*' if parallel else ""
+        more = '("\\n" open body)*' if parallel else ""
+        rules = (f'body: "\\n" ({one}) "\\n" close\n{open_rule}\n{close_rule}\n' + bodies + "\n")
         if tool_choice == "auto":
-            more = '("\\n<tool_call>" body)*' if parallel else ""
+            special = f" | TEXT {special_open} body {more}" if special_open else ""
             return ("%llguidance {}\n"
-                    f"start: TEXT | pre body {more}\n"
+                    f"start: TEXT | pre body {more}{special}\n"
                     "TEXT: /(.|\\n)*/ & ~/(.|\\n)*<tool_call>(.|\\n)*/\n"
-                    'pre[lazy]: /(.|\\n)*/ "<tool_call>"\n'
-                    f'body: "\\n" ({one}) "\\n</tool_call>"\n' + bodies + "\n")
-        return ("%llguidance {}\n"
-                f"start: call {more}\n"
-                f'call: "<tool_call>\\n" ({one}) "\\n</tool_call>"\n' + bodies + "\n")
+                    'pre[lazy]: /(.|\\n)*/ "<tool_call>"\n' + rules)
+        return "%llguidance {}\n" f"start: open body {more}\n" + rules
     if response_format is not None and response_format.type != "text":
         schema = response_format.schema_ if response_format.type == "json_schema" else None
         if response_format.type == "json_schema" and not isinstance(schema, dict):
@@ -151,7 +157,7 @@ class Constraint:
 
     def __init__(self, tokenizer: Any, grammar: str, *, budget: int | None = None, closers: Any = None,
                  reserve: int | None = None, open_ids: Sequence[int] = (), open_logprob: float | None = None,
-                 stop_bias: float = 0.0) -> None:
+                 stop_bias: float = 0.0, special_ids: Sequence[int] = ()) -> None:
         import llguidance
         import torch
 
@@ -168,6 +174,12 @@ class Constraint:
         closed, and no call starts after a finished one (pass the tokens of the longest
         shortest call as ``reserve``)."""
         self.closers = closers
+        self.special_ids = list(special_ids)
+        eos = set(tokenizer.eos_tokens)  # the mask's word on EOS is the one to trust
+        self._special = torch.tensor([t for t in self.special_ids if t < self.vocab_size and t not in eos],
+                                     dtype=torch.long)
+        """The tokenizer's special tokens: llguidance's mask can admit one whose text fits where
+        the grammar wants that text, though the matcher then refuses it; each is checked."""
         self.open_ids = list(open_ids)
         self.open_logprob = open_logprob
         self.opened: bool | None = None
@@ -217,7 +229,12 @@ class Constraint:
             raise ModelError(f"constrained decoding failed: {self.matcher.get_error()}")
         self.masked_steps += 1
         bits = torch.bitwise_and(torch.bitwise_right_shift(words.unsqueeze(1), self._shifts), 1)
-        return bits.view(-1)[: self.vocab_size].bool()
+        allowed = bits.view(-1)[: self.vocab_size].bool()
+        if self._special.numel():
+            for token in self._special[allowed[self._special]].tolist():
+                if not self.allows(token):
+                    allowed[token] = False
+        return allowed
 
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` (one row, or a ``(1, vocab)`` batch) with disallowed tokens at -inf and
@@ -279,6 +296,11 @@ class Constraint:
             token = int(draw(masked))  # the sampling itself is not the constraint's cost
             self.advance(token)
         return token
+
+
+def special_tokens(tokenizer: Any) -> list[int]:
+    """The ids of ``tokenizer``'s (llguidance) special tokens."""
+    return [i for i in range(int(tokenizer.vocab_size)) if tokenizer.is_special_token(i)]
 
 
 def closing_tokens(tokenizer: Any) -> torch.Tensor:

@@ -61,6 +61,8 @@ class LanguageModel:
         self._holder: tuple[int, weakref.ref[TextStream] | None] | None = None
         self._ll_tokenizer: Any = None  # llguidance's view of the tokenizer, built on first constrained reply
         self._closers: Any = None
+        self._tag_ids: dict[str, int] = {}
+        self._special_ids: list[int] = []
         self.tool_style: str | None = None
         """How tools are described to a model whose chat template does not take them
         (:data:`agent.models.toolformat.TOOL_STYLES`; None: the default)."""
@@ -229,16 +231,22 @@ class LanguageModel:
                    response_format: ResponseFormat | None = None, *, parallel: bool = True) -> Any:
         """A fresh :class:`~agent.models.constrain.Constraint` for one reply under these
         settings, or None when the reply is free text."""
-        from agent.models.constrain import Constraint, closing_tokens, reply_grammar
+        from agent.models.constrain import Constraint, closing_tokens, reply_grammar, special_tokens
 
-        grammar = reply_grammar(tools, tool_choice, response_format, parallel=parallel)
-        if grammar is None:
-            return None
         if self._ll_tokenizer is None:
             from agent.models.constrain import ll_tokenizer
+            from agent.models.toolformat import CLOSE, OPEN
 
             self._ll_tokenizer = ll_tokenizer(self.tokenizer, self._vocab_size(), self.eos_token_ids)
             self._closers = closing_tokens(self._ll_tokenizer)
+            self._special_ids = special_tokens(self._ll_tokenizer)
+            for tag in (OPEN, CLOSE):  # a tag that is one special token (Qwen2.5): the grammar takes it too
+                ids = self.tokenizer(tag, add_special_tokens=False)["input_ids"]
+                if len(ids) == 1 and self._ll_tokenizer.is_special_token(int(ids[0])):
+                    self._tag_ids[tag] = int(ids[0])
+        grammar = reply_grammar(tools, tool_choice, response_format, parallel=parallel, tag_ids=self._tag_ids)
+        if grammar is None:
+            return None
         calls = bool(tools) and tool_choice != "none"
         open_ids: list[int] = []
         if calls and tool_choice == "auto" and self.tool_bias.get("open") is not None:
@@ -252,6 +260,7 @@ class LanguageModel:
             reserve = 8 + max(self.count_tokens(call_block(t.name, {k: "" for k in t.parameters.get("required") or []}))
                               for t in tools)
         return Constraint(self._ll_tokenizer, grammar, closers=self._closers, open_ids=open_ids, reserve=reserve,
+                          special_ids=self._special_ids,
                           open_logprob=self.tool_bias.get("open") if calls and open_ids else None,
                           stop_bias=self.tool_bias.get("stop", 0.0) if calls else 0.0)
 

@@ -160,8 +160,9 @@ def _run_item(lm: Any, item: dict[str, Any], category: str, options: Any, constr
 def mask_cost(data_dir: str | Path, *, model: str | Any = "smollm2-135m", items: int = 10, offset: int = 20,
               tool_choice: str = "required", max_new_tokens: int = 96) -> dict[str, Any]:
     """What the constraint costs per generated token: ``items`` simple items decoded
-    constrained and unconstrained (greedy; the prompt cached first, so the timed runs are
-    decode steps), with the constraint's own time (checks, masks, advancing) per step."""
+    constrained and unconstrained to the same length, in alternating order (greedy; the
+    prompt cached first, so the timed runs are decode steps), with the constraint's own time
+    (checks, masks, advancing) per step."""
     from agent.models.loader import load_model
     from agent.options import GenerationOptions
 
@@ -179,19 +180,24 @@ def mask_cost(data_dir: str | Path, *, model: str | Any = "smollm2-135m", items:
     totals = {"constrained": [0.0, 0], "unconstrained": [0.0, 0]}
     spent, steps, masked = 0.0, 0, 0
     try:
-        for item in load_category(data_dir, "simple")[offset:offset + items]:
+        for k, item in enumerate(load_category(data_dir, "simple")[offset:offset + items]):
             specs, messages = tool_specs(item["function"]), _messages(item)
-            for constrained in (True, False):
+            first = lm.stream(messages, options, tools=specs, tool_choice=tool_choice)
+            first.text()  # (untimed) how long the constrained reply is
+            length = options.model_copy(update={"max_new_tokens": max(1, first.completion_tokens)})
+            for constrained in ((True, False) if k % 2 == 0 else (False, True)):  # both orders, alternately
                 lm.stream(messages, warm, tools=specs, tool_choice=tool_choice, constrained=False).text()
                 began = time.perf_counter()
-                stream = lm.stream(messages, options, tools=specs, tool_choice=tool_choice, constrained=constrained)
+                stream = lm.stream(messages, options if constrained else length, tools=specs,
+                                   tool_choice=tool_choice, constrained=constrained)
                 stream.text()
                 row = totals["constrained" if constrained else "unconstrained"]
                 row[0] += time.perf_counter() - began
                 row[1] += stream.completion_tokens
-            spent += made[-1].seconds
-            steps += made[-1].steps
-            masked += made[-1].masked_steps
+                if constrained:
+                    spent += made[-1].seconds
+                    steps += made[-1].steps
+                    masked += made[-1].masked_steps
     finally:
         del lm.constraint
     per = {k: round(1000 * v[0] / max(v[1], 1), 2) for k, v in totals.items()}

@@ -35,8 +35,11 @@ def test_grammars():
     assert "pre[lazy]" in auto and '"get_weather"' in auto and '"convert"' in auto
     named = reply_grammar([WEATHER, CONVERT], "convert")
     assert '"convert"' in named and '"get_weather"' not in named
-    assert "call)*" in reply_grammar([WEATHER], "required") and "call)*" not in reply_grammar(
+    assert "open body)*" in reply_grammar([WEATHER], "required") and "open body)*" not in reply_grammar(
         [WEATHER], "required", parallel=False)
+    # a tag that is one special token (Qwen2.5) is taken as the token or as text
+    special = reply_grammar([WEATHER], "auto", tag_ids={"<tool_call>": 7, "</tool_call>": 8})
+    assert "TEXT <[7]> body" in special and 'close: "</tool_call>" | <[8]>' in special
     with pytest.raises(InputError):
         reply_grammar([WEATHER], "launch")
     schema = call_schema(WEATHER)
@@ -141,10 +144,14 @@ def test_real_model_required_and_named_calls_parse(real_model):
 
 
 @pytest.mark.real
-def test_real_model_auto_can_answer_in_text(real_model):
-    stream = real_model.stream([{"role": "user", "content": "Hi! Who are you?"}], GREEDY, tools=[WEATHER])
-    text = _check(stream, [WEATHER], must_call=False)
+def test_real_model_auto_answers_in_text_or_calls(real_model):
+    stream = real_model.stream([{"role": "user", "content": "Hi! Who are you?"}], GREEDY, tools=[WEATHER, CONVERT])
+    text = _check(stream, [WEATHER, CONVERT], must_call=False)
     assert text.strip() and stream.tool_calls == [] and stream.finish_reason in ("stop", "length")
+    stream = real_model.stream([{"role": "user", "content": "Convert 20 dollars to euros."}], GREEDY,
+                               tools=[WEATHER, CONVERT])
+    _check(stream, [WEATHER, CONVERT], must_call=True)
+    assert [(c.name, c.arguments["amount"]) for c in stream.tool_calls] == [("convert", 20)]
 
 
 @pytest.mark.real
