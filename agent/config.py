@@ -133,17 +133,29 @@ class WebhookConfig(_Frozen):
 
 
 class BatchingConfig(_Frozen):
-    """Dynamic batching of concurrent generations on the local transformers backend."""
+    """Continuous batching of concurrent generations of a local model (``llmos serve``)."""
 
     enabled: bool = True
     """Batch concurrent requests into one forward pass per step (continuous batching)."""
+    engine: Literal["auto", "fast", "transformers"] = "auto"
+    """Whose forward pass: ``fast``, the fast CPU decoder's int8/int4 kernels (Llama-family
+    models on the CPU); ``transformers``, transformers' forward (every decoder-only model,
+    CUDA); ``auto``, fast where the model runs on it, else transformers."""
     max_batch_size: int = Field(default=16, ge=1, le=256)
     """Most sequences decoded together; more wait for a free slot."""
     window_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
     """When idle, wait this long after the first request for others to join the batch."""
     max_prefill_tokens: int = Field(default=2048, ge=16)
-    """Prompt tokens prefilled between two decode steps, so running streams keep flowing
-    while new ones join (at least one prompt is always admitted)."""
+    """transformers engine: prompt tokens prefilled between two decode steps, so running
+    streams keep flowing while new ones join (at least one prompt is always admitted)."""
+    prefill_chunk: int = Field(default=128, ge=16, le=8192)
+    """fast engine: prompt tokens prefilled between two decode steps while streams run (a
+    newcomer's prompt is split into such chunks; with nothing running it is done at once)."""
+    kv_limit_mb: float = Field(default=2048.0, ge=16.0)
+    """fast engine: key/value memory of the running streams; newcomers beyond it wait."""
+    prefix_cache_mb: float = Field(default=256.0, ge=0.0)
+    """fast engine: finished streams' keys/values kept so that a prompt starting the same
+    (the next turn of a conversation, a shared system prompt) only prefills what is new."""
 
 
 class ServerConfig(_Frozen):

@@ -209,7 +209,7 @@ class _Scheduler:
         self.thread: threading.Thread | None = None
         self.started = threading.Lock()
         self.closed = False
-        self.keep_logits = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+        self.keep_logits = False  # whether forward takes logits_to_keep (read in _run: lm.model may load)
         # Other users of the same LanguageModel (its own stream()) take this lock too.
         self.model_lock: Any = getattr(lm, "_lock", None) or nullcontext()
         self.steps = 0
@@ -234,6 +234,7 @@ class _Scheduler:
     def _run(self) -> None:
         import torch
 
+        self.keep_logits = "logits_to_keep" in inspect.signature(self.lm.model.forward).parameters
         vocab = int(self.lm.model.get_output_embeddings().weight.shape[0])
         self.batch = _Batch(vocab, self.lm.model.device)
         with torch.inference_mode():
@@ -418,7 +419,7 @@ class BatchingBackend:
     """A :class:`~agent.backends.base.Backend` that batches concurrent generations of one
     local :class:`LanguageModel` (decoder-only models with full attention).
 
-    Use :meth:`supports` to check a model; :func:`batching_backend` falls back to the
+    Use :meth:`supports` to check a model; :func:`~agent.backends.fastbatching.batching_backend` falls back to the
     single-stream :class:`~agent.backends.local.TransformersBackend` when it is not.
     """
 
@@ -498,16 +499,3 @@ class BatchingBackend:
 
     def close(self) -> None:
         self._scheduler.close()
-
-
-def batching_backend(model: LanguageModel, **kwargs: Any) -> Any:
-    """A :class:`BatchingBackend` for ``model``, or the single-stream backend when it cannot batch."""
-    if BatchingBackend.supports(model):
-        return BatchingBackend(model, **kwargs)
-    from agent.backends.local import TransformersBackend
-
-    log.info("%s cannot be batched; serving it one generation at a time", model.name)
-    return TransformersBackend(model)
-
-
-__all__ += ["batching_backend"]

@@ -327,28 +327,39 @@ class FastDecoder:
             k[:, :, :keep] = self._k[:, :, :keep]
             v[:, :, :keep] = self._v[:, :, :keep]  # type: ignore[index]
         self._k, self._v = k, v
-        # Rotations for every position the cache can hold, as in HF: fp32 angles, then cos/sin.
-        angles = torch.arange(cap, dtype=torch.float32)[:, None] * self._inv_freq[None, :]
-        self._freqs = torch.polar(torch.full_like(angles, self._rope_scale), angles)
+        self._freqs = self.rotations(cap)
         # Per-layer views the decode loop uses: K transposed for q @ K^T, V as is.
         self._views = [(k[i].transpose(1, 2), v[i], k[i], v[i]) for i in range(len(self._layers))]
 
+    def rotations(self, positions: int) -> torch.Tensor:
+        """RoPE rotations ``(positions, head_dim // 2)`` (complex64) for positions 0.., as in
+        HF: fp32 angles, then cos/sin."""
+        import torch
+
+        angles = torch.arange(positions, dtype=torch.float32)[:, None] * self._inv_freq[None, :]
+        return torch.polar(torch.full_like(angles, self._rope_scale), angles)
+
     # -- forward passes -----------------------------------------------------------------------
 
-    def _prefill(self, ids: list[int], start: int, *, all_rows: bool = False) -> torch.Tensor:
+    def _prefill(self, ids: list[int], start: int, *, all_rows: bool = False,
+                 cache: tuple[Sequence[tuple[torch.Tensor, ...]], torch.Tensor] | None = None) -> torch.Tensor:
         """Run ``ids`` at positions ``start...`` into the cache; return the final-normed hidden
-        states (fp32) of every token when ``all_rows``, else of the last one."""
+        states (fp32) of every token when ``all_rows``, else of the last one.
+
+        ``cache``: another KV cache to fill instead of this decoder's own (a batch slot's, see
+        :mod:`agent.models.fastbatch`): its per-layer views as in ``_views`` and its RoPE rotations."""
         import torch
 
         outs = []
         for lo in range(0, len(ids), _PREFILL_CHUNK):
             chunk = ids[lo : lo + _PREFILL_CHUNK]
-            x = self._chunk(torch.tensor(chunk), start + lo, last_only=not all_rows)
+            x = self._chunk(torch.tensor(chunk), start + lo, last_only=not all_rows, cache=cache)
             outs.append(x if all_rows else x[-1:])
         x = torch.cat(outs) if all_rows else outs[-1]
         return torch.nn.functional.rms_norm(x, (self.hidden,), self._final_norm, self._eps)
 
-    def _chunk(self, ids: torch.Tensor, pos: int, *, last_only: bool = False) -> torch.Tensor:
+    def _chunk(self, ids: torch.Tensor, pos: int, *, last_only: bool = False,
+               cache: tuple[Sequence[tuple[torch.Tensor, ...]], torch.Tensor] | None = None) -> torch.Tensor:
         """One prefill chunk; returns the residual stream ``(C, hidden)`` in fp32 (with
         ``last_only``, ``(1, hidden)`` for the last token: the last layer then computes K/V
         for every row but the rest for that one row only).
@@ -378,11 +389,12 @@ class FastDecoder:
                 observe(i, slot, x)
             return lin.dense(x)
 
+        views, rotations = (self._views, self._freqs) if cache is None else cache
         x = self._embed[ids].to(torch.float32)
-        freqs = self._freqs[pos:end, None, :]
+        freqs = rotations[pos:end, None, :]
         blocks = _attention_blocks(pos, c)
         for i, ((n1, qkv, o, n2, gu, down), (_, kq, ko, _, kgu, kd), (_, _, kc, vc)) in enumerate(zip(
-                self._layers, self._kernels, self._views, strict=True)):
+                self._layers, self._kernels, views, strict=True)):
             y = mm(i, 1, qkv, kq, F.rms_norm(x, (self.hidden,), n1, self._eps))
             qk = torch.view_as_complex(y[:, :qk_dim].reshape(c, h + kv, d // 2, 2)) * freqs
             qk = torch.view_as_real(qk).reshape(c, h + kv, d).transpose(0, 1)
@@ -432,6 +444,59 @@ class FastDecoder:
             x = x + down(silu(narrow(g, 1, 0, inter)) * narrow(g, 1, inter, inter))
         return self._lm_kernel(div(mul(x, self._final_g), hypot(vnorm(x), c), out=buf)).view(-1).float()
 
+    def decode_rows(self, tokens: torch.Tensor, positions: torch.Tensor, keys: Sequence[torch.Tensor],
+                    values: Sequence[torch.Tensor], rotations: torch.Tensor) -> torch.Tensor:
+        """One decode step of several sequences at once; returns fp32 logits ``(B, vocab)``.
+
+        Row ``b`` feeds ``tokens[b]`` at ``positions[b]``; its keys and values live in row
+        ``b`` of ``keys[layer]`` / ``values[layer]`` (each ``(B, kv heads, capacity,
+        head_dim)``, positions below ``positions[b]`` filled, the rest ignored). The products
+        run once over all rows (the weights are read once a step, whatever ``B``); attention
+        runs over the longest row's keys with the others' tail masked, so each row sees
+        exactly what :meth:`_decode` would show it alone (equal up to float summation order).
+        ``rotations``: :meth:`rotations` for at least the longest row. Used by
+        :class:`~agent.models.fastbatch.SlotDecoder`.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        matmul, softmax, mul, div, hypot = torch.matmul, torch.softmax, torch.mul, torch.div, torch.hypot
+        as_complex, as_real, silu, vnorm = torch.view_as_complex, torch.view_as_real, F.silu, torch.linalg.vector_norm
+        h, kv, d, act = self.n_heads, self.n_kv, self.head_dim, self._act
+        b = int(tokens.shape[0])
+        group, nqk, qk_dim, inter = h // kv, h + kv, (h + kv) * d, self._intermediate
+        cast, c = act != torch.float32, self._norm_c
+        n = int(positions.max()) + 1
+        rows = torch.arange(b)
+        f = rotations[positions][:, None, :]  # (B, 1, d/2)
+        # -inf past each row's own last position: the padding of shorter rows
+        hide = torch.zeros(b, 1, 1, n).masked_fill_((torch.arange(n)[None, :] > positions[:, None])[:, None, None, :],
+                                                    float("-inf"))
+        buf = torch.empty(b, self.hidden, dtype=act)
+        x = self._embed[tokens]
+        if x.dtype != torch.float32:
+            x = x.float()
+        for (g1, qkv, o, g2, gu, down), kc, vc in zip(self._kernels, keys, values, strict=True):
+            y = qkv(div(mul(x, g1), hypot(vnorm(x, 2, -1, True), c), out=buf))
+            qk = as_real(as_complex(y[:, :qk_dim].float().reshape(b, nqk, d // 2, 2)) * f).view(b, nqk, d)
+            kc[rows, :, positions] = qk[:, h:]
+            vc[rows, :, positions] = y[:, qk_dim:].float().view(b, kv, d)
+            k, v = kc[:b, :, :n], vc[:b, :, :n]
+            p = softmax(matmul(qk[:, :h].view(b, kv, group, d), k.transpose(2, 3)) + hide, -1)
+            a = matmul(p, v).view(b, h * d)
+            x = x + o(a.to(act) if cast else a)
+            g = gu(div(mul(x, g2), hypot(vnorm(x, 2, -1, True), c), out=buf))
+            x = x + down(silu(g[:, :inter]) * g[:, inter:])
+        return self._lm_kernel(div(mul(x, self._final_g), hypot(vnorm(x, 2, -1, True), c), out=buf)).float()
+
+    def prefill_rows(self, ids: list[int], start: int, views: Sequence[tuple[torch.Tensor, ...]],
+                     rotations: torch.Tensor) -> torch.Tensor:
+        """Prefill ``ids`` at positions ``start...`` into another cache (per layer ``(K^T, V,
+        K, V)`` views of ``(kv heads, capacity, head_dim)`` tensors); returns the last token's
+        fp32 logits ``(vocab,)``. For :class:`~agent.models.fastbatch.SlotDecoder`."""
+        hidden = self._prefill(ids, start, cache=(views, rotations))
+        return self._lm_kernel(hidden.to(self._act)).view(-1).float()
+
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         """fp32 logits for final-normed hidden rows, a chunk at a time (the weight is large)."""
         import torch
@@ -451,7 +516,7 @@ class FastDecoder:
 
         ids = self._check_ids(input_ids, 0)
         self._ticket += 1
-        with torch.inference_mode(), intra_op_threads(self._thread_count()):
+        with torch.inference_mode(), intra_op_threads(self.thread_count()):
             self._ensure_capacity(len(ids))
             self._cached_ids = []
             hidden = self._prefill(ids, 0, all_rows=True)
@@ -483,7 +548,7 @@ class FastDecoder:
         self.last_stop_reason = None
         sampler = Sampler(options, self.vocab_size, ids, constraint)
         self._check_ticket(ticket)
-        threads = self._thread_count()  # for the prefill; decode steps may choose their own
+        threads = self.thread_count()  # for the prefill; decode steps may choose their own
         with torch.inference_mode(), intra_op_threads(threads):
             logits = self._start(ids, options.max_new_tokens)
         chooser = self._step_threads()
@@ -515,7 +580,9 @@ class FastDecoder:
             pos += 1
         self.last_stop_reason = reason
 
-    def _thread_count(self) -> int | None:
+    def thread_count(self) -> int | None:
+        """The intra-op threads a prefill (or a batched step) runs with: ``threads`` resolved
+        (None: torch's setting)."""
         if self.threads == "auto":
             return busy_machine_threads()
         return None if self.threads is None else int(self.threads)
@@ -592,7 +659,7 @@ def _attention_blocks(pos: int, c: int) -> list[tuple[int, int, int, Any, bool]]
     return blocks
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:

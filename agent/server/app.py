@@ -41,14 +41,17 @@ def build_served_agent(config: AgentConfig, progress: Progress | None = None) ->
 
         torch.set_num_threads(config.server.torch_threads)
     if config.model.backend == "transformers" and batching.enabled:
-        from agent.backends.batching import batching_backend
+        from agent.backends.fastbatching import batching_backend
         from agent.models.loader import load_configured
 
-        # The batching scheduler runs transformers' forward itself, so the single-stream
-        # fast decoder would only hold a second copy of the weights.
-        model = load_configured(config.model, fast=False, progress=progress)
-        backend = batching_backend(model, max_batch_size=batching.max_batch_size, window_ms=batching.window_ms,
-                                   max_prefill_tokens=batching.max_prefill_tokens)
+        # The transformers engine runs transformers' forward itself: a fast decoder would
+        # only hold a second copy of the weights.
+        fast: bool | str = False if batching.engine == "transformers" else ("auto" if batching.engine == "auto" else True)
+        model = load_configured(config.model, fast=fast, progress=progress)
+        backend = batching_backend(model, engine=batching.engine, max_batch_size=batching.max_batch_size,
+                                   window_ms=batching.window_ms, max_prefill_tokens=batching.max_prefill_tokens,
+                                   prefill_chunk=batching.prefill_chunk, kv_limit_mb=batching.kv_limit_mb,
+                                   prefix_cache_mb=batching.prefix_cache_mb)
     return Agent(config, backend=backend, progress=progress)
 
 

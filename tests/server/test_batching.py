@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from agent.backends.batching import BatchingBackend, batching_backend
+from agent.backends.batching import BatchingBackend
+from agent.backends.fastbatching import batching_backend
 from agent.backends.local import TransformersBackend
 from agent.models.loader import load_model
 from agent.options import GenerationOptions
