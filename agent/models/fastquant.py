@@ -239,7 +239,12 @@ def int4_fits(weight: torch.Tensor) -> bool:
 
 def on_int4_grid(hf_model: Any, tolerance: float = 1e-2) -> bool:
     """Whether the model's linear weights already are 4-bit in groups of 32 (``d * q + m``,
-    q in 0..15, as GGUF Q4_1 stores them), so int4 loses nothing. Checks a few matrices."""
+    q in 0..15, as GGUF Q4_1 stores them), so int4 loses nothing. Checks a few matrices.
+
+    Weights held in bf16 or fp16 (a Q4_1 GGUF converted to a bf16 checkpoint, as the embedded
+    model is) are on the grid only up to their own rounding: each value may sit half an ulp
+    off, which is up to ~0.03 of a 4-bit step for bf16. That slack is allowed on top of
+    ``tolerance``; weights not on a grid sit anywhere up to half a step off (0.5) and fail."""
     import torch
 
     layers = hf_model.model.layers
@@ -250,8 +255,12 @@ def on_int4_grid(hf_model: Any, tolerance: float = 1e-2) -> bool:
             return False
         g = w.to(torch.float32).view(w.shape[0], -1, INT4_GROUP)
         lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-        steps = (g - lo) / torch.where(hi > lo, (hi - lo) / 15.0, torch.ones_like(lo))
-        if float((steps - steps.round()).abs().max()) > tolerance:
+        step = torch.where(hi > lo, (hi - lo) / 15.0, torch.ones_like(lo))
+        steps = (g - lo) / step
+        # the storage's rounding, in steps: |value| * eps for the value, lo and hi each
+        eps = torch.finfo(w.dtype).eps if w.dtype in (torch.bfloat16, torch.float16) else 0.0
+        slack = tolerance + 2 * eps * g.abs().amax(-1, keepdim=True) / step
+        if bool(((steps - steps.round()).abs() > slack).any()):
             return False
     return True
 

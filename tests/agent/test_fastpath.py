@@ -422,3 +422,29 @@ def test_auto_threads_decode_the_same_tokens():
         assert auto._chooser is not None and auto._chooser.many == 2  # choosing between 1 and the 2 threads
     finally:
         torch.set_num_threads(torch_threads)
+
+
+def test_int4_grid_is_recognised_through_bf16_storage_rounding():
+    """A Q4_1 checkpoint stored in bf16 (the embedded model) is still on the 4-bit grid up to
+    bf16's rounding, so auto picks int4 for it; weights off any grid are not taken for it."""
+    from types import SimpleNamespace
+
+    from agent.models.fastquant import on_int4_grid
+
+    def model(weight):
+        linear = SimpleNamespace(weight=weight)
+        layer = SimpleNamespace(self_attn=SimpleNamespace(q_proj=linear),
+                                mlp=SimpleNamespace(down_proj=linear, gate_proj=linear))
+        return SimpleNamespace(model=SimpleNamespace(layers=[layer]))
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randint(0, 16, (64, 4, 32), generator=g).float()
+    q[..., 0], q[..., 1] = 0, 15  # as Q4_1 quantizes: the group's min and max are on the ends
+    d = torch.rand(64, 4, 1, generator=g) * 0.01 + 1e-3
+    m = torch.randn(64, 4, 1, generator=g) * 0.05
+    on_grid = (q * d + m).view(64, 128)
+    off_grid = torch.randn(64, 128, generator=g) * 0.05
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        assert on_int4_grid(model(on_grid.to(dtype)))
+        assert not on_int4_grid(model(off_grid.to(dtype)))
+    assert not on_int4_grid(model(on_grid.to(torch.bfloat16).float()))  # fp32 of bf16 values: no slack
