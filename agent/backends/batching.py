@@ -37,6 +37,7 @@ from typing import Any
 
 from agent.backends.base import Message
 from agent.errors import BackendError, InputError
+from agent.models.loops import RepetitionGuard
 from agent.models.model import LanguageModel
 from agent.models.sampling import choose_tokens
 from agent.models.textstream import TextStream, stream_text
@@ -64,6 +65,7 @@ class _Request:
         self.generated = 0
         self.rng: Any = None
         self.constraint: Any = None  # the reply's grammar (tools, JSON), advanced by choose_tokens
+        self.guard = RepetitionGuard()  # ends a reply that loops, as LanguageModel.stream does
 
     @property
     def dead(self) -> bool:
@@ -366,6 +368,13 @@ class _Scheduler:
         req.tokens.put(token)
         if req.generated >= req.budget:
             req.finish("length")
+            return False
+        if req.guard.looping(token):  # the same block over and over: end here, as a lone stream does
+            if req.constraint is not None and not req.constraint.accepting:
+                req.constraint.wrap_up = True  # inside a constrained call: close it as soon as allowed
+                req.guard = RepetitionGuard()
+                return True
+            req.finish()
             return False
         return True
 

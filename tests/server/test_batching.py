@@ -186,3 +186,27 @@ def test_real_default_model_batched_equals_single_stream():
     finally:
         backend.close()
     assert texts == serial
+
+
+def test_a_looping_reply_ends_as_a_lone_stream_ends_it():
+    """The scheduler ends a reply that repeats a block (LanguageModel.stream's RepetitionGuard);
+    inside an unfinished constrained call it asks the grammar to wrap up instead."""
+    from types import SimpleNamespace
+
+    from agent.backends.batching import _Request, _Scheduler
+    from agent.models.textstream import TextStream
+
+    scheduler = object.__new__(_Scheduler)
+    scheduler.lm = SimpleNamespace(eos_token_ids={0})
+    loop = [5, 6, 7, 8] * 12
+
+    req = _Request([1, 2], GREEDY, 100, TextStream(prompt_tokens=2))
+    sent = 0
+    while scheduler._emit(req, loop[sent]):
+        sent += 1
+    assert 8 <= sent < len(loop) - 1 and req.generated == sent + 1
+
+    req = _Request([1, 2], GREEDY, 100, TextStream(prompt_tokens=2))
+    req.constraint = SimpleNamespace(accepting=False, wrap_up=False)
+    assert all(scheduler._emit(req, token) for token in loop)
+    assert req.constraint.wrap_up is True
