@@ -448,3 +448,10 @@ def test_int4_grid_is_recognised_through_bf16_storage_rounding():
         assert on_int4_grid(model(on_grid.to(dtype)))
         assert not on_int4_grid(model(off_grid.to(dtype)))
     assert not on_int4_grid(model(on_grid.to(torch.bfloat16).float()))  # fp32 of bf16 values: no slack
+
+
+@pytest.mark.real
+def test_the_default_load_decodes_the_embedded_model_from_int4(real_model):
+    """What `llmos ask` loads (the lean bf16 checkpoint of the Q4_1 GGUF) decodes from int4,
+    as the fp32 load does: the bf16 storage once hid the 4-bit grid and it fell back to int8."""
+    assert real_model.fast is not None and real_model.fast.weights == "int4"
