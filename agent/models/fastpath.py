@@ -557,7 +557,8 @@ class FastDecoder:
             if should_stop is not None and should_stop():
                 reason = "cancelled"
                 break
-            token = sampler(logits)
+            with intra_op_threads(1):  # vocabulary-sized vectors: a parallel region costs more than it saves
+                token = sampler(logits)
             if token in eos:
                 reason = "eos"
                 break

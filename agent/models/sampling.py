@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from agent.options import GenerationOptions
 
-__all__ = ["Sampler", "choose_tokens", "generator_for", "penalize", "sample"]
+__all__ = ["Sampler", "choose_tokens", "generator_for", "penalize", "penalize_ids", "sample"]
 
 _NUCLEUS_GUESS = 256
 """The top-p nucleus almost always lies within this many tokens: tried before a full sort."""
@@ -50,6 +50,15 @@ def penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: float | torch.Te
     import torch
 
     return torch.where(seen, torch.where(logits < 0, logits * penalty, logits / penalty), logits)
+
+
+def penalize_ids(logits: torch.Tensor, ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """:func:`penalize` for one row, given the seen tokens as ``ids`` (each once): the same
+    values, computed on those entries only. Returns a new tensor."""
+    import torch
+
+    picked = logits.index_select(0, ids)
+    return logits.clone().index_copy_(0, ids, torch.where(picked < 0, picked * penalty, picked / penalty))
 
 
 def sample(logits: torch.Tensor, options: GenerationOptions, generator: torch.Generator) -> int:
@@ -92,23 +101,29 @@ class Sampler:
         self.options = options
         self.penalty = float(options.repetition_penalty)
         self.seen = torch.zeros(vocab_size, dtype=torch.bool)
+        self._seen_ids = torch.zeros(0, dtype=torch.long)
+        """The ids ``seen`` marks, once each: the penalty touches only these (a few hundred)
+        instead of three passes over the whole vocabulary, which on a busy machine cost a
+        parallel region each (~40 ms a token at 2 threads under load, measured)."""
         if self.penalty != 1.0:
             self.seen[torch.tensor(prompt)] = True
+            self._seen_ids = self.seen.nonzero().view(-1)
         self.generator = generator_for(options.seed)
         self.constraint = constraint
 
     def __call__(self, logits: torch.Tensor) -> int:
         import torch
 
-        if self.penalty != 1.0:
-            logits = penalize(logits, self.seen, self.penalty)
+        if self.penalty != 1.0 and self._seen_ids.numel():
+            logits = penalize_ids(logits, self._seen_ids, self.penalty)
         if self.constraint is not None:
             token = self.constraint.choose(logits, self.options.greedy,
                                            lambda masked: sample(masked, self.options, self.generator))
         else:
             token = int(torch.argmax(logits)) if self.options.greedy else sample(logits, self.options, self.generator)
-        if self.penalty != 1.0:
+        if self.penalty != 1.0 and not self.seen[token]:
             self.seen[token] = True
+            self._seen_ids = torch.cat([self._seen_ids, torch.tensor([token])])
         return token
 
 

@@ -87,3 +87,16 @@ def test_a_seed_torch_refuses_is_an_input_error_for_that_row_only():
     assert int(tokens[2]) == int(logits[2].argmax())
     with pytest.raises(InputError, match="seed"):
         generator_for(2**80)
+
+
+def test_the_penalty_on_seen_ids_equals_the_penalty_over_the_vocabulary():
+    from agent.models.sampling import penalize, penalize_ids
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(1000, generator=g) * 4  # both signs
+    ids = torch.randperm(1000, generator=g)[:137]
+    seen = torch.zeros(1000, dtype=torch.bool)
+    seen[ids] = True
+    before = logits.clone()
+    assert torch.equal(penalize_ids(logits, ids, 1.3), penalize(logits, seen, 1.3))
+    assert torch.equal(logits, before)  # a new tensor; the caller's logits are untouched
