@@ -34,8 +34,12 @@ def register(groups: Any) -> None:
     key.set_defaults(func=_serve_key)
 
     bench = top.add_parser("bench-server", help="load-test `llmos serve` over loopback",
-                           description="Drive the server with N concurrent streaming clients and report "
-                                       "requests/s, time to first token, total tokens/s and server overhead.")
+                           description="Drive the server with N concurrent streaming clients and report, per "
+                                       "level, requests/s, time to first token p50/p95, per-stream decode and "
+                                       "total tokens/s and server overhead; beside them `llmos ask`'s "
+                                       "single-stream decode tokens/s, measured in the same run: "
+                                       "single_stream_vs_ask = one served stream (N=1) / ask, scaling_8 = "
+                                       "total tokens/s at N=8 / ask (null without an 8 level).")
     bench.add_argument("--url", help="a running server's base URL (default: start one for the run)")
     bench.add_argument("--fake", action="store_true", help="serve the fake backend (measures server overhead)")
     bench.add_argument("--clients", default="1,4,16", help="concurrency levels (default: 1,4,16)")
@@ -44,7 +48,12 @@ def register(groups: Any) -> None:
     bench.add_argument("--no-stream", action="store_true", help="non-streamed requests")
     bench.add_argument("--stagger", type=float, default=0.0,
                        help="spread the clients' first requests over this many seconds (default: all at once)")
-    bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.add_argument("--ask-prompts", type=int, default=4,
+                       help="`llmos ask --json` runs for the single-stream reference, half before the server "
+                            "starts and half after it stops (default: 4; 0: skip, ratios null)")
+    bench.add_argument("--no-follow-up", action="store_true",
+                       help="skip timing the next turn of three ~500-token conversations (follow_up_ttft_ms)")
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON object (the last line)")
     add_config_arg(bench)
     bench.set_defaults(func=_bench)
 
@@ -79,6 +88,7 @@ def _bench(args: argparse.Namespace) -> int:
     clients = tuple(int(c) for c in args.clients.split(",") if c.strip())
     report = bench_server(url=args.url, config=args.config, fake=args.fake, clients=clients,
                           requests_per_client=args.requests, max_tokens=args.max_tokens, stream=not args.no_stream,
-                          stagger_s=args.stagger)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+                          stagger_s=args.stagger, ask_prompts=max(0, args.ask_prompts),
+                          follow_ups=not args.no_follow_up)
+    print(json.dumps(report) if args.json else format_report(report))
     return 0 if not report.get("errors") else 1
