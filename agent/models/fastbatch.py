@@ -33,13 +33,14 @@ still serve single-stream calls in between.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import ModelError
 from agent.models.fastpath import _common_prefix
-from agent.models.fastquant import intra_op_threads
+from agent.models.fastquant import StepThreads, intra_op_threads
 
 if TYPE_CHECKING:
     import torch
@@ -92,6 +93,7 @@ class SlotDecoder:
         self._rotations = fast.rotations(min(fast.max_seq_len, _STEP))
         self._prefixes: OrderedDict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._prefix_bytes = 0
+        self._chooser: StepThreads | None = None
         self.reused_tokens = 0
         """Prompt tokens taken from the prefix cache so far (instead of prefilled)."""
 
@@ -234,13 +236,32 @@ class SlotDecoder:
         if [seq.row for seq in self.running] != list(range(len(self.running))):
             raise ModelError("the running sequences are out of row order")  # a bookkeeping bug, never user input
         b = len(self.running)
-        with torch.inference_mode(), intra_op_threads(self.fast.thread_count()):
+        chooser = self._step_threads()
+        threads = self.fast.thread_count() if chooser is None else chooser.next()
+        began = time.perf_counter()
+        with torch.inference_mode(), intra_op_threads(threads):
             logits = self.fast.decode_rows(torch.tensor(list(tokens)), torch.tensor(positions),
                                            [self._k[i, :b] for i in range(self.layers)],
                                            [self._v[i, :b] for i in range(self.layers)], self._rotations)
+        if chooser is not None:
+            chooser.record(time.perf_counter() - began)
         for seq, token in zip(self.running, tokens, strict=True):
             seq.ids.append(int(token))
         return logits
+
+    def _step_threads(self) -> StepThreads | None:
+        """With the decoder's ``threads="auto"`` and several intra-op threads: a chooser of
+        the steps' thread count by their timings (as the decoder's own steps have; a batch
+        step is a few hundred parallel regions too, and on a shared machine a second thread
+        that gets descheduled stalls every one of them)."""
+        import torch
+
+        if self.fast.threads != "auto" or torch.get_num_threads() < 2:
+            return None
+        many = torch.get_num_threads()
+        if self._chooser is None or self._chooser.many != many:
+            self._chooser = StepThreads(many)
+        return self._chooser
 
     def finish(self, seq: Running, *, keep_prefix: bool = True) -> None:
         """End ``seq``: keep its keys and values as a prefix for later requests, then give its

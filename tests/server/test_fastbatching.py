@@ -285,3 +285,28 @@ def test_the_server_serves_twenty_clients_on_the_fast_engine_without_cross_talk(
     finally:
         agent.close()
     assert together == alone and len(set(alone.values())) > 1
+
+
+def test_batch_steps_choose_their_threads_and_keep_their_tokens(fast_model):
+    """With threads="auto" and two intra-op threads the batch steps time one thread against
+    two (StepThreads, as the decoder's own steps do); the tokens are the same either way."""
+    fast = fast_model.fast
+    plain = GenerationOptions(temperature=0.0, max_new_tokens=30, repetition_penalty=1.0)
+    prompts = [list(range(10, 20)), list(range(30, 52))]
+    expected = [list(fast.generate(ids, plain, eos_token_ids=())) for ids in prompts]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        engine = SlotDecoder(fast)
+        got = []
+        for ids in prompts:
+            pending = engine.start(ids)
+            got.append([int(engine.prefill(pending, 1000).argmax())])
+            engine.join(pending, 40)
+        while len(got[0]) < 30:
+            for out, row in zip(got, engine.step([g[-1] for g in got]), strict=True):
+                out.append(int(row.argmax()))
+        assert engine._chooser is not None and engine._chooser.choice in (1, 2)
+    finally:
+        torch.set_num_threads(before)
+    assert got == expected
