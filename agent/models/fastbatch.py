@@ -260,7 +260,7 @@ class SlotDecoder:
             return None
         many = torch.get_num_threads()
         if self._chooser is None or self._chooser.many != many:
-            self._chooser = StepThreads(many)
+            self._chooser = StepThreads(many, probe_threads=self.fast.probe_threads)
         return self._chooser
 
     def finish(self, seq: Running, *, keep_prefix: bool = True) -> None:

@@ -33,6 +33,7 @@ from agent.models.fastquant import (
     PackedLayer,
     PackedLinear,
     StepThreads,
+    ThreadProbe,
     activation_dtype,
     busy_machine_threads,
     intra_op_threads,
@@ -174,9 +175,10 @@ class FastDecoder:
         self.threads = threads
         """Intra-op threads while this decoder computes: a number, None (torch's setting) or
         "auto": for a prefill torch's setting, but one thread while the machine is
-        oversubscribed (busy_machine_threads in fastquant); for decode steps whichever of
+        oversubscribed or a timed probe finds one thread as fast (:meth:`thread_count`); for decode steps whichever of
         one thread or torch's setting the last timed steps found faster (StepThreads)."""
         self._chooser: StepThreads | None = None
+        self._probe = ThreadProbe()
         self._int8: Int8Prefill | None = None
         self._observe: Callable[[int, int, torch.Tensor], None] | None = None
         self._int8 = prepare_int8_prefill(self, prefill, hf_model, calibration_ids)
@@ -583,10 +585,23 @@ class FastDecoder:
 
     def thread_count(self) -> int | None:
         """The intra-op threads a prefill (or a batched step) runs with: ``threads`` resolved
-        (None: torch's setting)."""
+        (None: torch's setting). ``"auto"``: one thread while the machine is oversubscribed
+        (:func:`~agent.models.fastquant.busy_machine_threads`) or while a quick timed product
+        finds several threads no faster (:class:`~agent.models.fastquant.ThreadProbe`), else
+        torch's setting."""
+        import torch
+
         if self.threads == "auto":
-            return busy_machine_threads()
+            busy = busy_machine_threads()
+            if busy is not None:
+                return busy
+            many = torch.get_num_threads()
+            return None if self._probe.threads(many) == many else 1
         return None if self.threads is None else int(self.threads)
+
+    def probe_threads(self, many: int) -> int:
+        """1 or ``many``: what a quick timed product finds faster now (:class:`ThreadProbe`)."""
+        return self._probe.threads(many)
 
     def _step_threads(self) -> StepThreads | None:
         """With ``threads="auto"`` and more than one intra-op thread: the decode steps' own
@@ -597,7 +612,7 @@ class FastDecoder:
             return None
         many = torch.get_num_threads()
         if self._chooser is None or self._chooser.many != many:
-            self._chooser = StepThreads(many)
+            self._chooser = StepThreads(many, probe_threads=self._probe.threads)
         return self._chooser
 
     def _check_ticket(self, ticket: int) -> None:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["WEIGHT_MODES", "ACTIVATION_MODES", "PackedLinear", "aligned", "kernel_isa", "int8_kernel",
            "verify_packed", "pack_linear", "quantize_int8", "quantize_int4",
            "activation_dtype", "on_int4_grid", "int4_fits", "pack_layers", "PackedLayer", "busy_machine_threads", "StepThreads",
+           "ThreadProbe",
            "intra_op_threads", "norm_gain", "save_packed", "load_packed", "model_fingerprint", "PACK_FORMAT"]
 
 WEIGHT_MODES = ("int8", "int4", "bf16", "fp32")
@@ -363,6 +364,58 @@ def busy_machine_threads() -> int | None:
     return 1 if load > cpus + 1 else None
 
 
+class ThreadProbe:
+    """Whether several intra-op threads pay off *right now*, by timing a small product.
+
+    A prefill is a few hundred large parallel regions. While another process keeps a core
+    busy, a second thread is often descheduled and every region waits for it: a 40-token
+    prefill measured 3-4 s with two threads at load 2.5-3 on 2 cores, 0.13 s with one, and the
+    load average (:func:`busy_machine_threads`) only says so above load 3. So before a prefill
+    the decoder asks this probe: ``reps`` runs of a ``(64, 576) x (576, 576)`` product (~0.3 ms
+    each) with one thread, ``reps + 2`` with ``many``; several threads win when their slowest
+    run is at least ``margin`` times faster than one thread's fastest. The answer holds for ``ttl_s`` seconds (a chat's prefills
+    come seconds apart; the machine's load changes slower)."""
+
+    def __init__(self, *, reps: int = 3, margin: float = 1.25, ttl_s: float = 5.0) -> None:
+        self.reps, self.margin, self.ttl_s = reps, margin, ttl_s
+        self._answer: tuple[float, int, int] | None = None  # (when, many, choice)
+        self._operands: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def threads(self, many: int) -> int:
+        """1 or ``many``: whichever the probe found faster (``many`` when it is 1)."""
+        import time
+
+        if many < 2:
+            return many
+        now = time.monotonic()
+        if self._answer is not None and self._answer[1] == many and now - self._answer[0] < self.ttl_s:
+            return self._answer[2]
+        one, several = self._time(1, best=True), self._time(many, best=False)
+        choice = many if several * self.margin <= one else 1
+        self._answer = (time.monotonic(), many, choice)
+        return choice
+
+    def _time(self, count: int, *, best: bool) -> float:
+        """The fastest (``best``) or the slowest of ``reps`` runs with ``count`` threads: a
+        stall in any one run of several threads is what a long prefill would meet hundreds of
+        times, so several threads must win on their worst run against one thread's best."""
+        import time
+
+        import torch
+
+        if self._operands is None:
+            g = torch.Generator().manual_seed(0)
+            self._operands = torch.randn(64, 576, generator=g), torch.randn(576, 576, generator=g)
+        a, b = self._operands
+        times = []
+        with intra_op_threads(count):
+            for _ in range(self.reps + (0 if best else 2)):
+                began = time.perf_counter()
+                torch.mm(a, b)
+                times.append(time.perf_counter() - began)
+        return min(times) if best else max(times)
+
+
 class StepThreads:
     """Chooses the intra-op thread count for decode steps by timing them.
 
@@ -380,8 +433,12 @@ class StepThreads:
     the decoder, so it carries over from one reply to the next.
     """
 
-    def __init__(self, many: int, *, probe: int = 3, period: int = 32, max_period: int = 512) -> None:
+    def __init__(self, many: int, *, probe: int = 3, period: int = 32, max_period: int = 512,
+                 probe_threads: Callable[[int], int] | None = None) -> None:
         self.many = max(1, many)
+        self.probe_threads = probe_threads
+        """A cheap check (:meth:`ThreadProbe.threads`) asked before a many-thread probe step;
+        when it answers 1 the step probes are skipped and one thread is chosen."""
         self.probe = probe
         self.base_period = period
         self.max_period = max_period
@@ -398,6 +455,12 @@ class StepThreads:
 
     def next(self) -> int:
         """The thread count for the next step."""
+        if self._plan and self._plan[0] == self.many and self.probe_threads is not None \
+                and self.probe_threads(self.many) == 1:
+            # a quick probe says a second thread would stall: skip the costly step probes
+            self._plan = []
+            self._times.pop(self.many, None)
+            self._decide()
         self._probing = bool(self._plan)
         self._current = self._plan.pop(0) if self._plan else self.choice
         return self._current

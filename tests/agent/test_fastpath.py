@@ -403,6 +403,38 @@ def test_step_threads_follows_the_machine_when_the_load_goes_away():
     assert chooser.choice == 2
 
 
+def test_a_quick_probe_spares_the_costly_two_thread_step_probes():
+    from agent.models.fastquant import StepThreads
+
+    asked = []
+    busy = {"now": True}
+
+    def probe(many: int) -> int:
+        asked.append(many)
+        return 1 if busy["now"] else many
+
+    chooser = StepThreads(2, probe=3, period=32, max_period=64, probe_threads=probe)
+    used = _drive(chooser, lambda n: 0.5 if n == 2 else 0.03, 300)
+    assert chooser.choice == 1 and used.count(2) == 0 and asked  # no slow two-thread step at all
+    busy["now"] = False  # the other job ended: the probe lets the step probes run again
+    _drive(chooser, lambda n: 0.02 if n == 2 else 0.03, 300)
+    assert chooser.choice == 2
+
+
+def test_thread_probe_wants_several_threads_only_when_their_worst_run_wins(monkeypatch):
+    from agent.models.fastquant import ThreadProbe
+
+    probe = ThreadProbe(ttl_s=0.0)
+    runs = {1: [0.4, 0.41, 0.42], 2: [0.2, 0.21, 0.2, 0.22, 0.2]}
+    monkeypatch.setattr(probe, "_time", lambda n, best: min(runs[n]) if best else max(runs[n]))
+    assert probe.threads(2) == 2
+    runs[2] = [0.2, 0.2, 0.2, 0.2, 4.0]  # one run met a descheduled thread: a prefill would meet hundreds
+    assert probe.threads(2) == 1
+    assert probe.threads(1) == 1
+    real = ThreadProbe()  # the real product runs and answers one of the two
+    assert real.threads(2) in (1, 2) and real.threads(2) == real.threads(2)
+
+
 def test_step_threads_with_one_thread_has_nothing_to_choose():
     from agent.models.fastquant import StepThreads
 
