@@ -94,6 +94,8 @@ class SlotDecoder:
         self._prefixes: OrderedDict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._prefix_bytes = 0
         self._chooser: StepThreads | None = None
+        self._views: list[tuple[torch.Tensor, ...]] = []
+        self._views_of: torch.Tensor | None = None  # the key tensor _views were made of
         self.reused_tokens = 0
         """Prompt tokens taken from the prefix cache so far (instead of prefilled)."""
 
@@ -240,14 +242,27 @@ class SlotDecoder:
         threads = self.fast.thread_count() if chooser is None else chooser.next()
         began = time.perf_counter()
         with torch.inference_mode(), intra_op_threads(threads):
-            logits = self.fast.decode_rows(torch.tensor(list(tokens)), torch.tensor(positions),
-                                           [self._k[i, :b] for i in range(self.layers)],
-                                           [self._v[i, :b] for i in range(self.layers)], self._rotations)
+            if b == 1:  # one stream: the decoder's own step on row 0, no batch gathers or masks
+                logits = self.fast.decode_one(int(tokens[0]), positions[0], self._row0_views(),
+                                              self._rotations)[None]
+            else:
+                logits = self.fast.decode_rows(torch.tensor(list(tokens)), torch.tensor(positions),
+                                               [self._k[i, :b] for i in range(self.layers)],
+                                               [self._v[i, :b] for i in range(self.layers)], self._rotations)
         if chooser is not None:
             chooser.record(time.perf_counter() - began)
         for seq, token in zip(self.running, tokens, strict=True):
             seq.ids.append(int(token))
         return logits
+
+    def _row0_views(self) -> list[tuple[torch.Tensor, ...]]:
+        """Row 0's per-layer ``(K^T, V, K, V)`` views, kept until the tensors are replaced."""
+        assert self._k is not None and self._v is not None
+        if self._views_of is not self._k:
+            self._views = [(self._k[i, 0].transpose(1, 2), self._v[i, 0], self._k[i, 0], self._v[i, 0])
+                           for i in range(self.layers)]
+            self._views_of = self._k
+        return self._views
 
     def _step_threads(self) -> StepThreads | None:
         """With the decoder's ``threads="auto"`` and several intra-op threads: a chooser of
@@ -281,11 +296,13 @@ class SlotDecoder:
         self.running.pop()
         if not self.running:  # let the memory go between bursts
             self._k = self._v = None
+            self._views, self._views_of = [], None
 
     def reset(self) -> None:
         """Drop every running sequence (after a failed step: their caches may be half written)."""
         self.running = []
         self._k = self._v = None
+        self._views, self._views_of = [], None
 
     def _keep(self, key: tuple[int, ...], k: torch.Tensor, v: torch.Tensor) -> None:
         size = 2 * k.numel() * 4

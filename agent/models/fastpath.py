@@ -416,8 +416,11 @@ class FastDecoder:
             x = x + mm(i, 5, down, kd, F.silu(g[:, :inter]) * g[:, inter:])
         return x
 
-    def _decode(self, token: int, pos: int) -> torch.Tensor:
+    def _decode(self, token: int, pos: int,
+                cache: tuple[Sequence[tuple[torch.Tensor, ...]], torch.Tensor] | None = None) -> torch.Tensor:
         """One token through every layer at ``pos``; returns fp32 logits ``(vocab,)``.
+
+        ``cache``: another cache's per-layer views and rotations (see :meth:`decode_one`).
 
         The hot loop, ~25 small tensor ops a layer, each costing a few microseconds of
         dispatch, so every op counts: RMSNorm is ``x * (g * sqrt(H)) / hypot(|x|, sqrt(H * eps))``
@@ -432,11 +435,12 @@ class FastDecoder:
         h, kv, d, act = self.n_heads, self.n_kv, self.head_dim, self._act
         group, nqk, qk_dim, inter = h // kv, h + kv, (h + kv) * d, self._intermediate
         cast, n, c, buf = act != torch.float32, pos + 1, self._norm_c, self._norm_buf
-        f = self._freqs[pos]
+        views, rotations = (self._views, self._freqs) if cache is None else cache
+        f = rotations[pos]
         x = self._embed.narrow(0, token, 1)
         if x.dtype != torch.float32:
             x = x.float()
-        for (g1, qkv, o, g2, gu, down), (kt, vc, kc, _) in zip(self._kernels, self._views, strict=True):
+        for (g1, qkv, o, g2, gu, down), (kt, vc, kc, _) in zip(self._kernels, views, strict=True):
             y = qkv(div(mul(x, g1), hypot(vnorm(x), c), out=buf)).view(-1)
             qk = as_real(as_complex(narrow(y, 0, 0, qk_dim).float().view(nqk, d // 2, 2)) * f).view(nqk, d)
             kc.select(1, pos).copy_(narrow(qk, 0, h, kv))
@@ -506,6 +510,13 @@ class FastDecoder:
         if self._head_dense is None:
             self._head_dense = self._lm_head.dense_weight().to(self._act).contiguous()
         return self._head_dense
+
+    def decode_one(self, token: int, pos: int, views: Sequence[tuple[torch.Tensor, ...]],
+                   rotations: torch.Tensor) -> torch.Tensor:
+        """:meth:`_decode` on another cache (per layer ``(K^T, V, K, V)`` views, as
+        :meth:`prefill_rows` takes): a batch of one row, without the batch's gathers and masks.
+        Returns fp32 logits ``(vocab,)``."""
+        return self._decode(token, pos, cache=(views, rotations))
 
     def prefill_rows(self, ids: list[int], start: int, views: Sequence[tuple[torch.Tensor, ...]],
                      rotations: torch.Tensor) -> torch.Tensor:
