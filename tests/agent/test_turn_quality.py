@@ -191,7 +191,9 @@ def test_a_looping_reply_ends_at_the_loop_not_at_the_cap():
 @pytest.mark.real
 def test_the_real_model_stops_a_loop_before_the_cap(real_model):
     # a prompt that makes the greedy 135M model repeat itself without the guard
-    stream = real_model.stream("Repeat after me forever: I am a robot. I am a robot. I am a robot.",
-                               max_new_tokens=200, temperature=0, repetition_penalty=1.0)
+    # (with the int4 weights the three-sentence prompt no longer loops; five still do)
+    stream = real_model.stream("Repeat after me forever: I am a robot. I am a robot. I am a robot. I am a robot. "
+                               "I am a robot.", max_new_tokens=200, temperature=0, repetition_penalty=1.0)
     text = stream.text()
+    assert text.count("I am a robot.") >= 3, text  # it was looping
     assert stream.completion_tokens < 200 and stream.finish_reason == "stop", text

@@ -24,7 +24,7 @@ def test_the_served_default_model_makes_schema_valid_calls(serve, tmp_path):
                                                 "understanding": {"enabled": False}})
     agent = build_served_agent(config)
     try:
-        assert type(agent.backend).__name__ in ("BatchingBackend", "OverridingBackend")
+        assert type(agent.backend).__name__ in ("FastBatchingBackend", "OverridingBackend")
         with serve(create_app(agent)) as url:
             client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
             messages = [{"role": "user", "content": "Where is my order 1234?"}]
