@@ -14,43 +14,14 @@ from agent.backends.fastbatching import batching_backend
 from agent.backends.local import TransformersBackend
 from agent.models.loader import load_model
 from agent.options import GenerationOptions
+from tests.helpers.batching import chat, one_torch_thread, run_concurrently  # noqa: F401 (the fixture)
 
 GREEDY = GenerationOptions(temperature=0.0, max_new_tokens=24, repetition_penalty=1.1)
 PROMPTS = ["Hello", "The capital of France is Paris. Once upon a time", "how are you today?",
            "Once upon a time there was a tiny model. The capital of France", "Paris"]
 
 
-def _chat(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
-
-def _run_concurrently(backend, jobs):
-    """jobs: (delay_s, messages, options); returns the texts and the streams."""
-    texts, streams = [None] * len(jobs), [None] * len(jobs)
-
-    def run(i: int, delay: float, messages, options) -> None:
-        time.sleep(delay)
-        streams[i] = backend.stream(messages, options)
-        texts[i] = streams[i].text()
-
-    threads = [threading.Thread(target=run, args=(i, *job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return texts, streams
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread for these tests: on a busy 2-core machine a second OpenMP
-    thread mostly spins waiting for a core, which made these tests 3-4x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +39,17 @@ def tiny(tiny_model_dir):
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_batched_greedy_output_equals_single_stream(tiny, family):
     model = tiny(family)
-    serial = [model.stream(_chat(p), GREEDY).text() for p in PROMPTS]
+    serial = [model.stream(chat(p), GREEDY).text() for p in PROMPTS]
     backend = BatchingBackend(model, window_ms=20)
     try:
         # Two start together, the others join while those are decoding (different lengths,
         # so the batch holds left padding).
-        texts, streams = _run_concurrently(backend, [(0.0, _chat(p), GREEDY) if i < 2 else (0.05 * i, _chat(p), GREEDY)
+        texts, streams = run_concurrently(backend, [(0.0, chat(p), GREEDY) if i < 2 else (0.05 * i, chat(p), GREEDY)
                                                      for i, p in enumerate(PROMPTS)])
         assert texts == serial
         assert backend.mean_batch_size > 1.0  # the first two started together
         assert all(s.finish_reason in ("stop", "length") for s in streams)
-        assert [s.prompt_tokens for s in streams] == [len(model.encode_prompt(model.format_chat(_chat(p))))
+        assert [s.prompt_tokens for s in streams] == [len(model.encode_prompt(model.format_chat(chat(p))))
                                                      for p in PROMPTS]
     finally:
         backend.close()
@@ -87,10 +58,10 @@ def test_batched_greedy_output_equals_single_stream(tiny, family):
 def test_prompts_arriving_together_are_prefilled_in_one_padded_pass(tiny):
     model = tiny("llama")
     prompts = ["Hello there", "Hello there, how are you", "Hello there, how are you today?", "Hi there, friend"]
-    serial = [model.stream(_chat(p), GREEDY).text() for p in prompts]
+    serial = [model.stream(chat(p), GREEDY).text() for p in prompts]
     backend = BatchingBackend(model, window_ms=200)
     try:
-        texts, _ = _run_concurrently(backend, [(0.0, _chat(p), GREEDY) for p in prompts])
+        texts, _ = run_concurrently(backend, [(0.0, chat(p), GREEDY) for p in prompts])
         assert backend._scheduler.prefill_passes == 1
     finally:
         backend.close()
@@ -103,14 +74,14 @@ def test_each_sequence_keeps_its_own_options(tiny):
     short = GenerationOptions(temperature=0.0, max_new_tokens=3)
     backend = BatchingBackend(model, window_ms=30)
     try:
-        jobs = [(0.0, _chat("Hello"), sampled), (0.0, _chat("Hello"), sampled), (0.0, _chat("Hello"), GREEDY),
-                (0.0, _chat("Paris"), short)]
-        texts, streams = _run_concurrently(backend, jobs)
-        again, _ = _run_concurrently(backend, jobs[:1])
+        jobs = [(0.0, chat("Hello"), sampled), (0.0, chat("Hello"), sampled), (0.0, chat("Hello"), GREEDY),
+                (0.0, chat("Paris"), short)]
+        texts, streams = run_concurrently(backend, jobs)
+        again, _ = run_concurrently(backend, jobs[:1])
     finally:
         backend.close()
     assert texts[0] == texts[1] == again[0]  # same seed, same sample, batched or alone
-    assert texts[2] == model.stream(_chat("Hello"), GREEDY).text()
+    assert texts[2] == model.stream(chat("Hello"), GREEDY).text()
     assert streams[3].completion_tokens == 3 and streams[3].finish_reason == "length"
 
 
@@ -118,13 +89,13 @@ def test_stop_strings_and_cancellation_free_the_row(tiny):
     model = tiny("llama")
     backend = BatchingBackend(model, window_ms=0)
     try:
-        full = backend.stream(_chat("Hello"), GREEDY).text()
+        full = backend.stream(chat("Hello"), GREEDY).text()
         stop = full[len(full) // 2:][:3]
-        cut = backend.stream(_chat("Hello"), GREEDY.model_copy(update={"stop": (stop,)})).text()
+        cut = backend.stream(chat("Hello"), GREEDY.model_copy(update={"stop": (stop,)})).text()
         assert cut == full[:full.index(stop)]
 
         long = GREEDY.model_copy(update={"max_new_tokens": 200})
-        stream = backend.stream(_chat("Hello"), long)
+        stream = backend.stream(chat("Hello"), long)
         next(stream)
         stream.cancel()
         rest = list(stream)
@@ -178,11 +149,11 @@ def test_the_server_batches_concurrent_clients(tiny, fake_config, serve, tmp_pat
 def test_real_default_model_batched_equals_single_stream():
     model = load_model("smollm2-135m", fast=False)
     options = GenerationOptions(temperature=0.0, max_new_tokens=10, repetition_penalty=1.1)
-    prompts = [_chat("Tell me about Paris."), _chat("Write a haiku about the sea.")]
+    prompts = [chat("Tell me about Paris."), chat("Write a haiku about the sea.")]
     serial = [model.stream(p, options).text() for p in prompts]
     backend = BatchingBackend(model, window_ms=50)
     try:
-        texts, _ = _run_concurrently(backend, [(0.0, p, options) for p in prompts])
+        texts, _ = run_concurrently(backend, [(0.0, p, options) for p in prompts])
     finally:
         backend.close()
     assert texts == serial

@@ -18,39 +18,14 @@ from agent.errors import BackendError  # noqa: E402
 from agent.models.fastbatch import SlotDecoder  # noqa: E402
 from agent.models.loader import load_model  # noqa: E402
 from agent.options import GenerationOptions  # noqa: E402
+from tests.helpers.batching import chat, one_torch_thread, run_concurrently  # noqa: E402, F401 (the fixture)
 
 GREEDY = GenerationOptions(temperature=0.0, max_new_tokens=24, repetition_penalty=1.1)
 PROMPTS = ["Hello", "The capital of France is Paris. Once upon a time", "how are you today?",
            "Once upon a time there was a tiny model. The capital of France", "Paris"]
 
 
-def _chat(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
-
-def _run_concurrently(backend, jobs):
-    """jobs: (delay_s, messages, options); returns the texts and the streams."""
-    texts, streams = [None] * len(jobs), [None] * len(jobs)
-
-    def run(i: int, delay: float, messages, options) -> None:
-        time.sleep(delay)
-        streams[i] = backend.stream(messages, options)
-        texts[i] = streams[i].text()
-
-    threads = [threading.Thread(target=run, args=(i, *job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return texts, streams
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +36,11 @@ def fast_model(tiny_model_dir):
 
 
 def test_batched_greedy_output_equals_the_fast_single_stream(fast_model):
-    serial = [fast_model.stream(_chat(p), GREEDY).text() for p in PROMPTS]
+    serial = [fast_model.stream(chat(p), GREEDY).text() for p in PROMPTS]
     backend = FastBatchingBackend(fast_model, window_ms=20)
     try:  # two start together, the others join while those decode; they end at different steps
-        jobs = [(0.0 if i < 2 else 0.05 * i, _chat(p), GREEDY) for i, p in enumerate(PROMPTS)]
-        texts, streams = _run_concurrently(backend, jobs)
+        jobs = [(0.0 if i < 2 else 0.05 * i, chat(p), GREEDY) for i, p in enumerate(PROMPTS)]
+        texts, streams = run_concurrently(backend, jobs)
         assert backend.mean_batch_size > 1.0
     finally:
         backend.close()
@@ -77,12 +52,12 @@ def test_rows_stay_exact_when_others_leave_and_join(fast_model):
     """Short and long requests: each that ends hands its row to the last one (a copy of
     that stream's keys/values), and the moved streams go on exactly."""
     lengths = [3, 30, 7, 30, 12, 30]
-    jobs = [(0.0 if i < 3 else 0.02 * i, _chat(PROMPTS[i % len(PROMPTS)]),
+    jobs = [(0.0 if i < 3 else 0.02 * i, chat(PROMPTS[i % len(PROMPTS)]),
              GREEDY.model_copy(update={"max_new_tokens": n})) for i, n in enumerate(lengths)]
     serial = [fast_model.stream(m, o).text() for _, m, o in jobs]
     backend = FastBatchingBackend(fast_model, window_ms=30)
     try:
-        texts, _ = _run_concurrently(backend, jobs)
+        texts, _ = run_concurrently(backend, jobs)
     finally:
         backend.close()
     assert texts == serial
@@ -120,9 +95,9 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_the_decode_steps_of_others
 def test_the_next_turn_reuses_the_conversation_prefix(fast_model):
     backend = FastBatchingBackend(fast_model, window_ms=0)
     try:
-        first = backend.stream(_chat("Once upon a time there was a tiny model."), GREEDY).text()
-        history = [*_chat("Once upon a time there was a tiny model."), {"role": "assistant", "content": first},
-                   *_chat("And then?")]
+        first = backend.stream(chat("Once upon a time there was a tiny model."), GREEDY).text()
+        history = [*chat("Once upon a time there was a tiny model."), {"role": "assistant", "content": first},
+                   *chat("And then?")]
         before = backend.reused_tokens
         again = backend.stream(history, GREEDY)
         text = again.text()
@@ -131,15 +106,15 @@ def test_the_next_turn_reuses_the_conversation_prefix(fast_model):
         backend.close()
     assert text == fast_model.stream(history, GREEDY).text()
     # everything up to the new user message came from the cache
-    first_prompt = len(fast_model.encode_prompt(fast_model.format_chat(_chat("Once upon a time there was a tiny model."))))
+    first_prompt = len(fast_model.encode_prompt(fast_model.format_chat(chat("Once upon a time there was a tiny model."))))
     assert reused >= first_prompt
 
 
 def test_the_memory_cap_makes_newcomers_wait(fast_model):
-    serial = [fast_model.stream(_chat(p), GREEDY).text() for p in PROMPTS[:3]]
+    serial = [fast_model.stream(chat(p), GREEDY).text() for p in PROMPTS[:3]]
     backend = FastBatchingBackend(fast_model, window_ms=30, kv_limit_mb=0.001)  # room for one stream
     try:
-        texts, _ = _run_concurrently(backend, [(0.0, _chat(p), GREEDY) for p in PROMPTS[:3]])
+        texts, _ = run_concurrently(backend, [(0.0, chat(p), GREEDY) for p in PROMPTS[:3]])
         assert backend.mean_batch_size == 1.0
     finally:
         backend.close()
@@ -151,26 +126,26 @@ def test_each_stream_keeps_its_own_options(fast_model):
     short = GenerationOptions(temperature=0.0, max_new_tokens=3)
     backend = FastBatchingBackend(fast_model, window_ms=30)
     try:
-        jobs = [(0.0, _chat("Hello"), sampled), (0.0, _chat("Hello"), sampled), (0.0, _chat("Hello"), GREEDY),
-                (0.0, _chat("Paris"), short)]
-        texts, streams = _run_concurrently(backend, jobs)
-        again, _ = _run_concurrently(backend, jobs[:1])
+        jobs = [(0.0, chat("Hello"), sampled), (0.0, chat("Hello"), sampled), (0.0, chat("Hello"), GREEDY),
+                (0.0, chat("Paris"), short)]
+        texts, streams = run_concurrently(backend, jobs)
+        again, _ = run_concurrently(backend, jobs[:1])
     finally:
         backend.close()
     assert texts[0] == texts[1] == again[0]  # same seed, same sample, batched or alone
-    assert texts[2] == fast_model.stream(_chat("Hello"), GREEDY).text()
+    assert texts[2] == fast_model.stream(chat("Hello"), GREEDY).text()
     assert streams[3].completion_tokens == 3 and streams[3].finish_reason == "length"
 
 
 def test_stop_strings_and_cancellation_free_the_row(fast_model):
     backend = FastBatchingBackend(fast_model, window_ms=0)
     try:
-        full = backend.stream(_chat("Hello"), GREEDY).text()
+        full = backend.stream(chat("Hello"), GREEDY).text()
         stop = full[len(full) // 2:][:3]
-        cut = backend.stream(_chat("Hello"), GREEDY.model_copy(update={"stop": (stop,)})).text()
+        cut = backend.stream(chat("Hello"), GREEDY.model_copy(update={"stop": (stop,)})).text()
         assert cut == full[:full.index(stop)]
 
-        stream = backend.stream(_chat("Hello"), GREEDY.model_copy(update={"max_new_tokens": 200}))
+        stream = backend.stream(chat("Hello"), GREEDY.model_copy(update={"max_new_tokens": 200}))
         next(stream)
         stream.cancel()
         rest = list(stream)
@@ -218,14 +193,14 @@ def test_slot_decoder_checks_its_input(fast_model):
 def test_real_default_model_fast_batched_equals_single_stream():
     model = load_model("smollm2-135m")
     options = GenerationOptions(temperature=0.0, max_new_tokens=16, repetition_penalty=1.1)
-    prompts = [_chat("Tell me about Paris."), _chat("Write a haiku about the sea."), _chat("What is 2+2?")]
+    prompts = [chat("Tell me about Paris."), chat("Write a haiku about the sea."), chat("What is 2+2?")]
     serial = []
     for p in prompts:  # each prefilled whole: prefix reuse changes the prefill's rounding
         model.fast.reset()
         serial.append(model.stream(p, options).text())
     backend = FastBatchingBackend(model, window_ms=50, prefix_cache_mb=0)
     try:
-        texts, _ = _run_concurrently(backend, [(0.0, p, options) for p in prompts])
+        texts, _ = run_concurrently(backend, [(0.0, p, options) for p in prompts])
         assert backend.mean_batch_size > 1.0 and backend.reused_tokens == 0
     finally:
         backend.close()

@@ -14,6 +14,7 @@ from agent.errors import BackendError, InputError
 from agent.models.loader import load_model
 from agent.models.sampling import choose_tokens
 from agent.options import GenerationOptions
+from tests.helpers.batching import chat, one_torch_thread  # noqa: F401 (the fixture)
 
 SAMPLED = GenerationOptions(temperature=0.7, max_new_tokens=8, seed=5)
 GREEDY = GenerationOptions(temperature=0.0, max_new_tokens=8)
@@ -26,18 +27,6 @@ def _poisoned(**fields):
     return GenerationOptions.model_construct(**{**SAMPLED.model_dump(), **fields})
 
 
-def _chat(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +64,17 @@ def test_seeds_outside_int64_and_subnormal_temperatures_are_refused_or_safe():
 
 # ---- the batching backend ------------------------------------------------------------------
 def test_a_poisoned_sequence_fails_alone_in_the_batch(llama):
-    alone = {p: llama.stream(_chat(p), GREEDY).text() for p in ("Hello", "Paris", "how are you today?")}
+    alone = {p: llama.stream(chat(p), GREEDY).text() for p in ("Hello", "Paris", "how are you today?")}
     backend = BatchingBackend(llama, window_ms=100)
     try:
-        streams = [backend.stream(_chat(p), GREEDY) for p in alone]
-        bad_seed = backend.stream(_chat("Hello"), _poisoned(seed=HUGE_SEED))
-        bad_temp = backend.stream(_chat("Paris"), _poisoned(temperature=float("nan")))
+        streams = [backend.stream(chat(p), GREEDY) for p in alone]
+        bad_seed = backend.stream(chat("Hello"), _poisoned(seed=HUGE_SEED))
+        bad_temp = backend.stream(chat("Paris"), _poisoned(temperature=float("nan")))
         results = _together([s.text for s in [*streams, bad_seed, bad_temp]])
         assert results[:3] == list(alone.values())  # every neighbour finished, as it would alone
         assert all(isinstance(r, BackendError) for r in results[3:]), results[3:]
         assert "seed" in str(results[3])
-        assert backend.stream(_chat("Hello"), GREEDY).text() == alone["Hello"]  # still serving
+        assert backend.stream(chat("Hello"), GREEDY).text() == alone["Hello"]  # still serving
     finally:
         backend.close()
 
@@ -96,13 +85,13 @@ def test_a_sequence_whose_prefill_fails_fails_alone(llama):
 
     backend = BatchingBackend(llama, window_ms=100)
     try:
-        good = [backend.stream(_chat(p), GREEDY) for p in ("Hello", "Paris")]
+        good = [backend.stream(chat(p), GREEDY) for p in ("Hello", "Paris")]
         vocab = int(llama.model.get_output_embeddings().weight.shape[0])
-        ids = llama.encode_prompt(llama.format_chat(_chat("Hello")))
+        ids = llama.encode_prompt(llama.format_chat(chat("Hello")))
         bad = _Request([*ids[:-1], vocab + 7], GREEDY, 4, TextStream())  # an id outside the embedding
         backend._scheduler.submit(bad)
         results = _together([s.text for s in good])  # the same length as "Hello": one prefill group
-        assert results == [llama.stream(_chat(p), GREEDY).text() for p in ("Hello", "Paris")]
+        assert results == [llama.stream(chat(p), GREEDY).text() for p in ("Hello", "Paris")]
         assert isinstance(bad.tokens.get(timeout=30), BaseException)
     finally:
         backend.close()
@@ -126,7 +115,7 @@ def test_the_fast_decoder_serves_the_next_request_unharmed(llama):
     from agent.models.fastpath import FastDecoder
 
     decoder = FastDecoder(llama.model, weights="fp32")
-    ids = llama.encode_prompt(llama.format_chat(_chat("Hello there")))
+    ids = llama.encode_prompt(llama.format_chat(chat("Hello there")))
     before = list(decoder.generate(ids, GREEDY))
     for poison in (_poisoned(seed=HUGE_SEED), _poisoned(temperature=float("nan"))):
         with pytest.raises((ValueError, RuntimeError, InputError)):
