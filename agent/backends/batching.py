@@ -236,20 +236,32 @@ class _Scheduler:
     def _run(self) -> None:
         import torch
 
+        self._prepare()
+        with torch.inference_mode():
+            while self._admit():
+                self._tick()
+        self._fail_all(BackendError("the batching backend was closed"))
+
+    def _prepare(self) -> None:
+        """Set up on the scheduler thread, before the first request."""
         self.keep_logits = "logits_to_keep" in inspect.signature(self.lm.model.forward).parameters
         vocab = int(self.lm.model.get_output_embeddings().weight.shape[0])
         self.batch = _Batch(vocab, self.lm.model.device)
-        with torch.inference_mode():
-            while True:
-                if not self._admit():
-                    break
-                if self.batch.rows:
-                    try:
-                        self._step()
-                    except Exception as exc:  # fail the running sequences, keep serving
-                        log.exception("batched decode step failed")
-                        self._fail_all(exc)
-        self._fail_all(BackendError("the batching backend was closed"))
+
+    def _running(self) -> bool:
+        return bool(self.batch is not None and self.batch.rows)
+
+    def _tick(self) -> None:
+        """The work between two admissions: one decode step of the running sequences."""
+        if self._running():
+            try:
+                self._step()
+            except Exception as exc:  # fail the running sequences, keep serving
+                log.exception("batched decode step failed")
+                self._fail_running(exc)
+
+    def _fail_running(self, exc: BaseException) -> None:
+        self._fail_all(exc)
 
     def _take(self, block: bool) -> bool:
         """Move requests from the inbox to the waiting line; False once closed."""

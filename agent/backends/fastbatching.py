@@ -48,22 +48,16 @@ class _FastScheduler(_Scheduler):
         self.seen: Any = None  # (rows, vocab) bool: tokens in each row's context (repetition penalty)
         self.vocab = int(lm.fast.vocab_size)
 
-    def _run(self) -> None:
-        import torch
+    def _prepare(self) -> None:
+        pass  # everything is made in __init__: the fast decoder is loaded already
 
-        with torch.inference_mode():
-            while True:
-                if not self._admit():
-                    break
-                if self.prefilling:
-                    self._prefill_some()
-                if self.rows:
-                    try:
-                        self._step()
-                    except Exception as exc:  # fail the running streams, keep serving
-                        log.exception("batched decode step failed")
-                        self._fail_running(exc)
-        self._fail_all(BackendError("the batching backend was closed"))
+    def _running(self) -> bool:
+        return bool(self.rows)
+
+    def _tick(self) -> None:
+        if self.prefilling:
+            self._prefill_some()
+        super()._tick()
 
     # -- admission and prefill ---------------------------------------------------------------
 

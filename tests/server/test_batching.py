@@ -68,11 +68,13 @@ def test_prompts_arriving_together_are_prefilled_in_one_padded_pass(tiny):
     assert texts == serial
 
 
-def test_each_sequence_keeps_its_own_options(tiny):
-    model = tiny("llama")
+@pytest.mark.parametrize("engine", ["transformers", "fast"])
+def test_each_sequence_keeps_its_own_options(tiny, tiny_model_dir, engine):
+    """On both engines (transformers' forward, the fast decoder's kernels)."""
+    model = tiny("llama") if engine == "transformers" else load_model(str(tiny_model_dir("llama")))
     sampled = GenerationOptions(temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=16, seed=123)
     short = GenerationOptions(temperature=0.0, max_new_tokens=3)
-    backend = BatchingBackend(model, window_ms=30)
+    backend = batching_backend(model, engine=engine, window_ms=30)
     try:
         jobs = [(0.0, chat("Hello"), sampled), (0.0, chat("Hello"), sampled), (0.0, chat("Hello"), GREEDY),
                 (0.0, chat("Paris"), short)]

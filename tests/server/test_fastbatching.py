@@ -121,22 +121,6 @@ def test_the_memory_cap_makes_newcomers_wait(fast_model):
     assert texts == serial
 
 
-def test_each_stream_keeps_its_own_options(fast_model):
-    sampled = GenerationOptions(temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=16, seed=123)
-    short = GenerationOptions(temperature=0.0, max_new_tokens=3)
-    backend = FastBatchingBackend(fast_model, window_ms=30)
-    try:
-        jobs = [(0.0, chat("Hello"), sampled), (0.0, chat("Hello"), sampled), (0.0, chat("Hello"), GREEDY),
-                (0.0, chat("Paris"), short)]
-        texts, streams = run_concurrently(backend, jobs)
-        again, _ = run_concurrently(backend, jobs[:1])
-    finally:
-        backend.close()
-    assert texts[0] == texts[1] == again[0]  # same seed, same sample, batched or alone
-    assert texts[2] == fast_model.stream(chat("Hello"), GREEDY).text()
-    assert streams[3].completion_tokens == 3 and streams[3].finish_reason == "length"
-
-
 def test_stop_strings_and_cancellation_free_the_row(fast_model):
     backend = FastBatchingBackend(fast_model, window_ms=0)
     try:
