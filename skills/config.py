@@ -156,6 +156,11 @@ class ToolsConfig(_Frozen):
     model then answers from what it has."""
     parallel: bool = True
     """Let the model make several calls in one round."""
+    call_max_tokens: int = Field(default=160, ge=16, le=4096)
+    """Token cap of a round whose reply must be a call (an intent routed to a tool): at
+    least this many, whatever ``generation.max_new_tokens`` says, since the call's JSON is
+    closed early when the cap nears and a value cut short is a wrong call (a 64-token cap made
+    the 135M call ``order_status(order_id=1)`` for "order 1234")."""
 
 
 def for_http(config: SkillsConfig) -> SkillsConfig:

@@ -33,7 +33,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module, metadata
 from typing import Any, Protocol, get_type_hints, runtime_checkable
@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from agent.errors import ConfigError
 from agent.toolcalls import TOOL_NAME_PATTERN, ToolCall, ToolSpec
 
-__all__ = ["GROUP", "Tool", "FunctionTool", "ToolResult", "tool", "run_tool", "load_tools"]
+__all__ = ["GROUP", "Tool", "FunctionTool", "ToolResult", "tool", "run_tool", "load_tools", "direct_reply"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ class ToolResult:
     """What the model reads: the result as text (JSON for structured values), or ``error: ...``."""
     ok: bool
     ms: float
+    message: str = ""
+    """The exception's own message when the tool raised (what a ``return_direct`` tool shows
+    the user instead of ``content``'s ``error: ...`` line)."""
 
     def record(self) -> dict[str, Any]:
         """As stored with the turn and shown in ``llmos ask --json`` (``tool_calls``)."""
@@ -85,8 +88,13 @@ class ToolResult:
 class FunctionTool:
     """A tool backed by a typed Python function; built by :func:`tool`."""
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+                 return_direct: bool = False) -> None:
         self.fn = fn
+        self.return_direct = return_direct
+        """The result is the reply: the dialogue manager shows what the tool returns (or the
+        message of what it raised) instead of handing it back to the model to phrase. For
+        lookups whose result a small model would garble (LangChain's ``return_direct``)."""
         name = name or fn.__name__
         if not re.match(TOOL_NAME_PATTERN, name):
             raise ConfigError(f"tool name {name!r} must be letters, digits, _ . - (at most 64), starting with a letter")
@@ -115,11 +123,12 @@ class FunctionTool:
 
 
 def tool(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-         description: str | None = None) -> Any:
-    """Build a :class:`FunctionTool` (``@tool`` or ``@tool(name=..., description=...)``)."""
+         description: str | None = None, return_direct: bool = False) -> Any:
+    """Build a :class:`FunctionTool` (``@tool`` or ``@tool(name=..., description=...,
+    return_direct=...)``)."""
     if fn is not None:
-        return FunctionTool(fn, name=name, description=description)
-    return lambda f: FunctionTool(f, name=name, description=description)
+        return FunctionTool(fn, name=name, description=description, return_direct=return_direct)
+    return lambda f: FunctionTool(f, name=name, description=description, return_direct=return_direct)
 
 
 def _docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -180,7 +189,8 @@ def run_tool(tools: Mapping[str, Tool], call: ToolCall, *, timeout_s: float = 10
             return _result(call, f"error: invalid arguments for {call.name}: {problems}", False, started)
         except Exception as exc:  # the tool's own failure is a result, not a crash
             log.info("tool %s failed: %s", call.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            return _result(call, f"error: {call.name} failed: {type(exc).__name__}: {exc}", False, started)
+            return _result(call, f"error: {call.name} failed: {type(exc).__name__}: {exc}", False, started,
+                           message=str(exc))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a hung tool keeps its thread, not the turn
     return _result(call, _render(value), True, started)
@@ -201,8 +211,17 @@ def _render(value: Any) -> str:
     return text
 
 
-def _result(call: ToolCall, content: str, ok: bool, started: float) -> ToolResult:
-    return ToolResult(call, content, ok, (time.perf_counter() - started) * 1000)
+def _result(call: ToolCall, content: str, ok: bool, started: float, *, message: str = "") -> ToolResult:
+    return ToolResult(call, content, ok, (time.perf_counter() - started) * 1000, message)
+
+
+def direct_reply(tools: Mapping[str, Tool], results: Sequence[ToolResult]) -> str | None:
+    """The reply when every call of a round went to a ``return_direct`` tool: the results
+    as the user reads them (a failed call: its exception's message), one per line; else None
+    (the model reads the results and answers)."""
+    if not results or not all(getattr(tools.get(r.call.name), "return_direct", False) for r in results):
+        return None
+    return "\n".join(r.content if r.ok else (r.message or r.content) for r in results)
 
 
 def load_tools(names: Iterable[str]) -> dict[str, Tool]:

@@ -343,7 +343,7 @@ class Agent:
         results join the conversation, and the model goes on, until it answers in text or
         ``tools.max_rounds`` rounds are spent (then it answers without tools).
         ``first_choice`` names a tool the model must call first (an intent routed to it)."""
-        from skills.tools import run_tool
+        from skills.tools import direct_reply, run_tool
 
         settings = self.config.tools
         specs = [t.spec for t in self.tools.values()]
@@ -352,8 +352,10 @@ class Agent:
             offered = specs if round_number < settings.max_rounds else []
             if offered:
                 choice = first_choice if round_number == 0 else "auto"
-                generation = self.backend.stream(conversation, self.config.generation, tools=offered,
-                                                 tool_choice=choice)
+                options = self.config.generation
+                if choice != "auto" and options.max_new_tokens < settings.call_max_tokens:
+                    options = options.model_copy(update={"max_new_tokens": settings.call_max_tokens})
+                generation = self.backend.stream(conversation, options, tools=offered, tool_choice=choice)
             else:  # a backend written before tools keeps working
                 generation = self.backend.stream(conversation, self.config.generation)
             turn.follow(generation)
@@ -371,6 +373,12 @@ class Agent:
                 return
             results = [run_tool(self.tools, call, timeout_s=settings.timeout_s) for call in calls]
             out.tool_results.extend(results)
+            direct = direct_reply(self.tools, results)
+            if direct is not None:  # return_direct tools: their results are the reply
+                out.finish = "stop"
+                before = "".join(said)
+                yield direct if not before.strip() or before.endswith("\n") else "\n" + direct
+                return
             conversation.append({"role": "assistant", "content": "".join(said),
                                  "tool_calls": [call.openai() for call in calls]})
             conversation.extend({"role": "tool", "tool_call_id": r.call.id, "name": r.call.name, "content": r.content}

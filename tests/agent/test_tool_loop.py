@@ -128,3 +128,59 @@ def test_an_intent_routed_to_a_tool_makes_the_model_call_it_first(fake_config):
     wrong = check(reply, Expect(tool_calls=[ExpectedCall(name="order_status", arguments={"order_id": 99})]))
     assert wrong and "order_id" in wrong[0]
     assert check(greeting, Expect(tool_calls=[])) == []
+
+
+def test_a_return_direct_tool_answers_for_the_model(fake_config):
+    """A return_direct tool's result is the reply (the model is not asked again); a direct
+    tool that raises shows its message, not the model's `error: ...` line."""
+    from agent import Agent
+    from agent.backends import FakeBackend
+    from skills.tools import tool
+
+    @tool(return_direct=True)
+    def lookup(order_id: int) -> str:
+        """Look up an order.
+
+        Args:
+            order_id: the order number
+        """
+        if order_id != 7:
+            raise ValueError(f"I can't find order {order_id}; please check the number")
+        return "Order 7 has shipped."
+
+    backend = FakeBackend([ToolCall(name="lookup", arguments={"order_id": 7}),
+                           ToolCall(name="lookup", arguments={"order_id": 8})])
+    agent = Agent(fake_config(), backend=backend, skills={}, tools=[lookup])
+    try:
+        reply = agent.chat("Where is order 7?")
+        assert reply.text == "Order 7 has shipped." and reply.finish_reason == "stop"
+        assert len(backend.history) == 1  # the model phrased nothing after the call
+        assert [(r.name, r.arguments, r.ok) for r in reply.tool_calls] == [("lookup", {"order_id": 7}, True)]
+        failed = agent.chat("And order 8?")
+        assert failed.text == "I can't find order 8; please check the number" and not failed.tool_calls[0].ok
+        assert len(backend.history) == 2
+    finally:
+        agent.close()
+
+
+def test_a_forced_call_gets_room_to_finish_its_arguments(fake_config):
+    """A round whose reply must be a call (an intent routed to a tool) runs with at least
+    tools.call_max_tokens, whatever generation.max_new_tokens says: a cap that closes the
+    call's JSON early cut "1234" to 1 on the 135M. The answer after it keeps the cap."""
+    from agent import Agent
+    from agent.backends import FakeBackend
+    from agent.turn import Label, Understood
+    from tests.helpers.tools import order_status
+
+    class OrderIntent:
+        def analyze(self, text, vector, prior_sentiments):
+            return Understood(intent=Label(label="order_status", score=0.9))
+
+    backend = FakeBackend([ToolCall(name="order_status", arguments={"order_id": 1234}), "It has shipped."])
+    config = fake_config(generation={"max_new_tokens": 32}, understanding={"routes": {"order_status": "tool:order_status"}})
+    agent = Agent(config, backend=backend, skills={}, tools=[order_status], understanding=OrderIntent())
+    try:
+        agent.chat("Where is my order 1234?")
+    finally:
+        agent.close()
+    assert [(c.tool_choice, c.options.max_new_tokens) for c in backend.history] == [("order_status", 160), ("auto", 32)]

@@ -1,5 +1,7 @@
-"""The support bot's order lookups, backed by a local SQLite file: the ``order_status`` tool
-(the model calls it when a customer asks about an order) and the ``/order`` skill.
+"""The support bot's order lookups, backed by a local SQLite file: the ``order_lookup`` tool
+(the model calls it when a customer asks about an order; its sentence is the reply, so a small
+model only has to get the order number right), the ``order_status`` tool (the order as data,
+for a model that phrases its own answer) and the ``/order`` skill.
 
 The database is ``$SHOP_DB`` when set, else ``shop.sqlite3`` next to this package's
 project folder (``examples/support_bot/shop.sqlite3``). A missing file is created and
@@ -18,7 +20,7 @@ from pathlib import Path
 from skills import skill
 from skills.tools import tool
 
-__all__ = ["order_status", "shop_orders", "database_path", "connect"]
+__all__ = ["order_status", "order_lookup", "shop_orders", "database_path", "connect"]
 
 
 def database_path() -> Path:
@@ -66,6 +68,34 @@ def order_status(order_id: int) -> dict[str, object]:
     return found
 
 
+def _describe(number: int, found: dict[str, object] | None) -> str:
+    """One order as the customer reads it."""
+    if found is None:
+        return f"I can't find order {number}; please check the number on your confirmation email."
+    items = found["items"]
+    assert isinstance(items, list)
+    line = f"Order {number} ({', '.join(items)}) is {found['status']}"
+    if "carrier" in found:
+        line += f" with {found['carrier']}, tracking {found.get('tracking')}"
+    if "expected" in found:
+        line += f"; expected delivery {found['expected']}"
+    if "note" in found:
+        line += f". {found['note']}"
+    return line + "."
+
+
+@tool(return_direct=True)
+def order_lookup(order_id: int) -> str:
+    """Look up a customer's order: its items, shipping status, carrier, tracking number and
+    expected delivery.
+
+    Args:
+        order_id: the order number the customer gives, e.g. 1234
+    """
+    with connect() as conn:
+        return _describe(order_id, _order(conn, order_id))
+
+
 @skill(command="order", intents=("order_status",))
 def shop_orders(text: str) -> Iterator[str]:
     """Look up an order in the shop database by its number (e.g. /order 1001)."""
@@ -75,17 +105,4 @@ def shop_orders(text: str) -> Iterator[str]:
         return
     with connect() as conn:
         for number in numbers:
-            found = _order(conn, int(number))
-            if found is None:
-                yield f"I can't find order {number}; please check the number on your confirmation email.\n"
-                continue
-            items = found["items"]
-            assert isinstance(items, list)
-            line = f"Order {number} ({', '.join(items)}) is {found['status']}"
-            if "carrier" in found:
-                line += f" with {found['carrier']}, tracking {found.get('tracking')}"
-            if "expected" in found:
-                line += f"; expected delivery {found['expected']}"
-            if "note" in found:
-                line += f". {found['note']}"
-            yield line + ".\n"
+            yield _describe(int(number), _order(conn, int(number))) + "\n"
