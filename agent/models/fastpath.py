@@ -69,6 +69,7 @@ _ROPE_TYPES = {"default", "linear", "llama3"}  # static inverse frequencies only
 _PREFILL_CHUNK = 512  # rows per prefill GEMM: large enough to be compute-bound, small enough for L2
 _CACHE_STEP = 256  # the KV cache grows in these steps
 _DENSE_ROWS = 32  # prefill chunks from this many rows on use fp32 GEMMs (crossover measured ~30)
+_INT8_BATCH_ROWS = 12  # batched decode steps of this many rows use the W8A8 prefill layers (see decode_rows)
 _DENSE_HEAD_ROWS = 4  # batched decode steps of this many rows take the head as a bf16 GEMM (see _dense_head)
 _ATTENTION_ROWS = 64  # queries per attention call: causal work only (one 512-row call computes the
 # whole square, the CPU flash kernel's key blocks being 512 wide), 1.45x faster at 500 tokens
@@ -220,6 +221,7 @@ class FastDecoder:
         self._embed = inner.embed_tokens.weight.detach()  # shared with the HF model, never copied
         self._lm_kernel = self._lm_head.kernel(act)
         self._head_dense: torch.Tensor | None = None  # see _dense_head
+        self._downs: list[torch.Tensor] | None = None  # see _dense_downs
         self._intermediate = layers[0][4].out_features // 2
         rotary = inner.rotary_emb
         self._inv_freq = rotary.inv_freq.detach().to(torch.float32).clone()
@@ -461,16 +463,17 @@ class FastDecoder:
         head_dim)``, positions below ``positions[b]`` filled, the rest ignored). The products
         run once over all rows (the weights are read once a step, whatever ``B``); attention
         runs over the longest row's keys with the others' tail masked, so each row sees
-        exactly what :meth:`_decode` would show it alone (equal up to float summation order;
-        from :data:`_DENSE_HEAD_ROWS` rows the head multiplies as a bf16 GEMM, whose logits can
-        differ from the int8 kernel's in their last bf16 bit).
+        exactly what :meth:`_decode` would show it alone (equal up to float summation order).
+        From :data:`_INT8_BATCH_ROWS` rows the products change for speed, so a row's logits
+        differ a little from a lone stream's: q/k/v, o and gate/up run on the int8 prefill's
+        W8A8 layers, down and the head as bf16 GEMMs (int8 prefill's quality, docs/models.md).
         ``rotations``: :meth:`rotations` for at least the longest row. Used by
         :class:`~agent.models.fastbatch.SlotDecoder`.
         """
         import torch
         import torch.nn.functional as F
 
-        matmul, softmax, mul, div, hypot = torch.matmul, torch.softmax, torch.mul, torch.div, torch.hypot
+        bmm, softmax, mul, div, hypot = torch.bmm, torch.softmax, torch.mul, torch.div, torch.hypot
         as_complex, as_real, silu, vnorm = torch.view_as_complex, torch.view_as_real, F.silu, torch.linalg.vector_norm
         h, kv, d, act = self.n_heads, self.n_kv, self.head_dim, self._act
         b = int(tokens.shape[0])
@@ -486,21 +489,49 @@ class FastDecoder:
         x = self._embed[tokens]
         if x.dtype != torch.float32:
             x = x.float()
-        for (g1, qkv, o, g2, gu, down), kc, vc in zip(self._kernels, keys, values, strict=True):
-            y = qkv(div(mul(x, g1), hypot(vnorm(x, 2, -1, True), c), out=buf))
+        # From _INT8_BATCH_ROWS rows on, q/k/v, o and gate/up run on the int8 prefill's W8A8
+        # layers (FBGEMM; the int4 kernel's cost grows with the rows) and down on a bf16 copy:
+        # a 16-row step 51 ms instead of 66, an 8-row step no faster (37 ms either way; 1 thread).
+        int8 = self._batch_int8() if b >= _INT8_BATCH_ROWS else None
+        downs = self._dense_downs() if int8 is not None else None
+        for i, ((g1, qkv, o, g2, gu, down), kc, vc) in enumerate(zip(self._kernels, keys, values, strict=True)):
+            normed = div(mul(x, g1), hypot(vnorm(x, 2, -1, True), c), out=buf)
+            y = qkv(normed) if int8 is None else int8[i][1](normed.float())
             qk = as_real(as_complex(y[:, :qk_dim].float().reshape(b, nqk, d // 2, 2)) * f).view(b, nqk, d)
             kc[rows, :, positions] = qk[:, h:]
             vc[rows, :, positions] = y[:, qk_dim:].float().view(b, kv, d)
-            k, v = kc[:b, :, :n], vc[:b, :, :n]
-            p = softmax(matmul(qk[:, :h].view(b, kv, group, d), k.transpose(2, 3)) + hide, -1)
-            a = matmul(p, v).view(b, h * d)
-            x = x + o(a.to(act) if cast else a)
-            g = gu(div(mul(x, g2), hypot(vnorm(x, 2, -1, True), c), out=buf))
-            x = x + down(silu(g[:, :inter]) * g[:, inter:])
+            # rows x kv heads as one batch of small products, on views of the cache (no copies)
+            k, v = kc[:b, :, :n].reshape(b * kv, n, d), vc[:b, :, :n].reshape(b * kv, n, d)
+            p = softmax(bmm(qk[:, :h].reshape(b * kv, group, d), k.transpose(1, 2)).view(b, kv, group, n) + hide, -1)
+            a = bmm(p.view(b * kv, group, n), v).view(b, h * d)
+            x = x + (o(a.to(act) if cast else a) if int8 is None else int8[i][2](a))
+            normed = div(mul(x, g2), hypot(vnorm(x, 2, -1, True), c), out=buf)
+            g = gu(normed) if int8 is None else int8[i][4](normed.float())
+            hidden = silu(g[:, :inter]) * g[:, inter:]
+            x = x + (down(hidden) if downs is None else F.linear(hidden.to(act), downs[i]))
         normed = div(mul(x, self._final_g), hypot(vnorm(x, 2, -1, True), c), out=buf)
         if b >= _DENSE_HEAD_ROWS and self._lm_head.mode in ("int8", "int4") and act != torch.float32:
             return F.linear(normed, self._dense_head(), self._lm_head.bias).float()
         return self._lm_kernel(normed).float()
+
+    def _batch_int8(self) -> list[dict[int, Any]] | None:
+        """The int8 prefill's per-layer W8A8 products (slots 1: q/k/v, 2: o, 4: gate/up) for
+        batched steps, or None (no int8 prefill: fp32 prefill, fp32 activations, not x86)."""
+        import torch
+
+        if self._int8 is None or not self._int8.usable or self._act == torch.float32:
+            return None
+        layers = self._int8.layers()
+        if layers is None or any(not all(slot in layer for slot in (1, 2, 4)) for layer in layers):
+            return None
+        return layers
+
+    def _dense_downs(self) -> list[torch.Tensor]:
+        """Each layer's down projection de-quantized to the activation dtype, made on first use
+        (a batch of :data:`_INT8_BATCH_ROWS`+ rows): 53 MB for SmolLM2-135M."""
+        if self._downs is None:
+            self._downs = [layer[5].dense_weight().to(self._act).contiguous() for layer in self._layers]
+        return self._downs
 
     def _dense_head(self) -> torch.Tensor:
         """The output head de-quantized to the activation dtype, made on first use (a batch of

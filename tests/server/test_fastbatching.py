@@ -269,3 +269,35 @@ def test_batch_steps_choose_their_threads_and_keep_their_tokens(fast_model):
     finally:
         torch.set_num_threads(before)
     assert got == expected
+
+
+@pytest.mark.real
+def test_real_model_batch_products_stay_close_to_a_lone_stream(monkeypatch):
+    """Big batches multiply q/k/v, o and gate/up in W8A8 (the int8 prefill's layers), down and
+    the head in bf16 (thresholds forced to 2 rows here): each row's logits stay close to
+    the lone stream's and its greedy tokens start the same."""
+    import agent.models.fastpath as fastpath
+
+    model = load_model("smollm2-135m")
+    fast = model.fast
+    assert fast._batch_int8() is not None, "the default model should have its int8 prefill layers"
+    prompts = [model.encode_prompt(model.format_chat(chat(t))) for t in
+               ("Tell me about Paris.", "Write a haiku about the sea.", "What is 2+2?")]
+    plain = GenerationOptions(temperature=0.0, max_new_tokens=6, repetition_penalty=1.0)
+    alone = []
+    for ids in prompts:
+        fast.reset()
+        alone.append(list(fast.generate(ids, plain, eos_token_ids=())))
+    monkeypatch.setattr(fastpath, "_INT8_BATCH_ROWS", 2)
+    monkeypatch.setattr(fastpath, "_DENSE_HEAD_ROWS", 2)
+    engine = SlotDecoder(fast, prefix_cache_mb=0)
+    got = []
+    for ids in prompts:
+        pending = engine.start(ids)
+        got.append([int(engine.prefill(pending, 10_000).argmax())])
+        engine.join(pending, 16)
+    rows = engine.step([g[-1] for g in got])
+    assert rows.shape == (3, fast.vocab_size) and bool(torch.isfinite(rows).all())
+    for g, row in zip(got, rows, strict=True):
+        g.append(int(row.argmax()))
+    assert [g[:2] for g in got] == [a[:2] for a in alone]
